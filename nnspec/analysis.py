@@ -1,0 +1,141 @@
+"""Shape inference, parameter counting and cost: the layer rules applied over the graph.
+
+This is the only place that checks ranks and shapes; every rank error is written by one
+function (:func:`nnspec.layers.base.rank_error`), so they all read the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nnspec.diagnostics import Diagnostic
+from nnspec.errors import ShapeProblem, SpecError
+from nnspec.layers import registry
+from nnspec.layers.base import Param, format_shape, prod, rank_error
+from nnspec.spec.graph import Graph
+from nnspec.spec.loader import Source
+
+MAX_PARAMS = 10_000_000_000  # 10^10 parameters (40 GB of float32) is beyond any spec we can build
+
+
+@dataclass
+class NodeInfo:
+    output_shape: tuple
+    params: list[Param] = field(default_factory=list)
+    macs: int = 0
+    trainable: bool = True
+
+    @property
+    def param_count(self) -> int:
+        return sum(p.size for p in self.params)
+
+    @property
+    def trainable_count(self) -> int:
+        return sum(p.size for p in self.params if p.trainable and self.trainable)
+
+    @property
+    def non_trainable_count(self) -> int:
+        return self.param_count - self.trainable_count
+
+    @property
+    def activation_size(self) -> int:
+        """Elements of one example's output (batch excluded)."""
+        return prod(self.output_shape[1:]) or 0
+
+
+@dataclass
+class Analysis:
+    graph: Graph
+    nodes: dict[str, NodeInfo]
+
+    @property
+    def total_params(self) -> int:
+        return sum(i.param_count for i in self.nodes.values())
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(i.trainable_count for i in self.nodes.values())
+
+    @property
+    def non_trainable_params(self) -> int:
+        return self.total_params - self.trainable_params
+
+    @property
+    def total_macs(self) -> int:
+        return sum(i.macs for i in self.nodes.values())
+
+    def output_shapes(self) -> dict[str, tuple]:
+        return {head: self.nodes[n].output_shape for head, n in self.graph.heads.items()}
+
+
+def analyze(graph: Graph, src: Source | None = None) -> Analysis:
+    """Infer every node's output shape, parameters and MACs; raise SpecError on misfits."""
+    infos: dict[str, NodeInfo] = {}
+    diags: list[Diagnostic] = []
+    total = 0
+    for node in graph.nodes.values():
+        cls = registry.get(node.type)
+        layer = cls()
+        if any(i not in infos for i in node.inputs):
+            continue  # an earlier layer failed; its error is already reported
+        shapes = [infos[i].output_shape for i in node.inputs]
+        try:
+            if cls.ranks is not None:
+                for s in shapes:
+                    if len(s) not in cls.ranks:
+                        hint = ""
+                        if len(s) > max(cls.ranks):
+                            hint = "add a `flatten` or global pooling layer before it"
+                        elif len(s) < min(cls.ranks):
+                            hint = "add a `reshape` layer before it (e.g. target_shape: [28, 28, 1])"
+                        raise rank_error(node.type, s, cls.ranks, hint)
+            out = tuple(layer.output_shape(shapes, node.attrs))
+            params = layer.param_shapes(shapes, node.attrs)
+            macs = layer.macs(shapes, out, node.attrs) or 0
+        except ShapeProblem as exc:
+            diags.append(_locate(src, node, exc))
+            continue
+        for d in out[1:]:
+            if isinstance(d, int) and d <= 0:
+                diags.append(_locate(src, node, ShapeProblem(f"{node.type} produces an empty output {format_shape(out)}")))
+                break
+        info = NodeInfo(out, params, macs, node.trainable)
+        infos[node.name] = info
+        total += info.param_count
+    if total > MAX_PARAMS:
+        biggest = max(infos.items(), key=lambda kv: kv[1].param_count)
+        node = graph.nodes[biggest[0]]
+        diags.append(
+            _locate(
+                src,
+                node,
+                ShapeProblem(
+                    f"the model would have {total:,} parameters ({_bytes(total * 4)} of float32); "
+                    f"`{node.name}` alone has {biggest[1].param_count:,}",
+                    hint="reduce units/filters or add pooling before dense layers",
+                    code="size",
+                ),
+            )
+        )
+    if diags:
+        raise SpecError(diags)
+    return Analysis(graph, infos)
+
+
+def _bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} EB"
+
+
+def _locate(src: Source | None, node, exc: ShapeProblem) -> Diagnostic:
+    note = f" (in block `{node.block_name}`, {node.block})" if node.block else ""
+    message = f"{node.name}: {exc.message}{note}"
+    if src is None:
+        return Diagnostic(message=message, code=exc.code, hint=exc.hint, path=".".join(map(str, node.path)))
+    if exc.attr and isinstance(src.data, dict):
+        return src.diagnostic((*node.attrs_path, exc.attr), message, exc.code, exc.hint, shown_path=(*node.path, exc.attr))
+    return src.diagnostic(node.attrs_path or node.path, message, exc.code, exc.hint, key=node.attrs_path != node.path,
+                          shown_path=node.path)

@@ -1,0 +1,81 @@
+"""The `nnspec` command line. Commands live one per module and are imported only when run.
+
+Each command module defines ``HELP``, ``add_arguments(parser)`` and ``run(args, out, err) -> int``.
+SpecError becomes located diagnostics on stderr and exit 1; nothing shows a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command -> (module, one-line help). The registry is explicit.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "check": ("nnspec.cli.check", "validate and shape-check specs; every problem at file:line:col"),
+    "summary": ("nnspec.cli.summary", "print a Keras-style parameter summary"),
+    "layers": ("nnspec.cli.layers", "list the layer catalog with attributes and defaults"),
+    "schema": ("nnspec.cli.schema_cmd", "print the JSON Schema of specs"),
+    "resolve": ("nnspec.cli.resolve", "print a spec with blocks expanded and every default filled in"),
+    "render": ("nnspec.cli.render", "draw a spec as a graphviz diagram (.svg, .png, .pdf, .dot)"),
+    "train": ("nnspec.cli.train", "train a spec on torch or keras"),
+    "evaluate": ("nnspec.cli.evaluate", "re-score a trained run on the test set"),
+    "predict": ("nnspec.cli.predict", "predict with a trained run"),
+    "export": ("nnspec.cli.export", "export a model to onnx, torchscript or keras"),
+    "inspect": ("nnspec.cli.inspect", "pictures of what a trained network learned"),
+}
+
+
+def make_parser(only: str | None = None) -> argparse.ArgumentParser:
+    from nnspec import __version__
+
+    parser = argparse.ArgumentParser(prog="nnspec", description="Declarative neural networks: check, summarise, "
+                                     "render, build and train YAML specs on PyTorch or Keras.")
+    parser.add_argument("--version", action="version", version=f"nnspec {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if only is None or name == only:
+            try:
+                importlib.import_module(module).add_arguments(p)
+            except ModuleNotFoundError as exc:
+                if exc.name != module:
+                    raise
+    return parser
+
+
+def main(argv: list[str] | None = None, out=None, err=None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = make_parser(command if command in COMMANDS else None)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    if not args.command:
+        parser.print_help(out)
+        return 2
+    module = importlib.import_module(COMMANDS[args.command][0])
+    from nnspec.errors import BackendMissing, SpecError
+
+    try:
+        return int(module.run(args, out, err) or 0)
+    except SpecError as exc:
+        from nnspec.cli.common import print_diagnostics
+
+        print_diagnostics(exc.diagnostics, err)
+        return 1
+    except BackendMissing as exc:
+        print(f"error: {exc}", file=err)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=err)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def entry() -> None:
+    sys.exit(main())

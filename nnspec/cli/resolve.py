@@ -1,0 +1,31 @@
+"""`nnspec resolve SPEC`: the spec with blocks expanded, names given and defaults filled."""
+
+from __future__ import annotations
+
+
+def add_arguments(p) -> None:
+    p.add_argument("spec", metavar="SPEC")
+
+
+def run(args, out, err) -> int:
+    import yaml
+
+    from nnspec.api import load
+
+    spec = load(args.spec)
+    g = spec.graph
+    doc = {"name": g.name, "inputs": {}, "layers": []}
+    for node in g.nodes.values():
+        if node.is_input:
+            doc["inputs"][node.name] = dict(node.attrs)
+            continue
+        attrs = {"name": node.name, "inputs": list(node.inputs), **node.attrs}
+        if not node.trainable:
+            attrs["trainable"] = False
+        doc["layers"].append({node.type: attrs, })
+    doc["outputs"] = dict(g.heads)
+    for key in ("loss", "train", "data"):
+        if key in spec.raw:
+            doc[key] = spec.raw[key]
+    out.write(yaml.safe_dump(doc, sort_keys=False, default_flow_style=None))
+    return 0

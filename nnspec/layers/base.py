@@ -1,0 +1,296 @@
+"""The layer contract.
+
+A layer type is defined once, as a subclass of :class:`LayerType`: its name, its attributes
+(from which the JSON Schema fragment is generated), the input ranks it accepts, and three
+pure rules: ``output_shape``, ``param_shapes`` (each parameter trainable or not) and ``macs``.
+Backends find their builder for it by ``name``. Nothing here imports a framework.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from nnspec.errors import ShapeProblem
+
+Dim = "int | str | None"  # a dimension: a size, a symbolic name, or unknown (None)
+Shape = tuple  # channels-last, batch first: (None, 28, 28, 1)
+
+ACTIVATIONS = (
+    "linear",
+    "relu",
+    "relu6",
+    "leaky_relu",
+    "elu",
+    "selu",
+    "sigmoid",
+    "hard_sigmoid",
+    "tanh",
+    "softmax",
+    "log_softmax",
+    "softplus",
+    "softsign",
+    "swish",
+    "silu",
+    "gelu",
+    "exponential",
+    "mish",
+)
+INITIALIZERS = (
+    "glorot_uniform",
+    "glorot_normal",
+    "he_uniform",
+    "he_normal",
+    "lecun_uniform",
+    "lecun_normal",
+    "orthogonal",
+    "zeros",
+    "ones",
+    "random_normal",
+    "random_uniform",
+    "truncated_normal",
+)
+REGULARIZERS = ("l1", "l2", "l1_l2")
+DTYPES = ("float32", "float64", "float16", "bfloat16", "int32", "int64", "uint8", "bool")
+
+
+@dataclass(frozen=True)
+class Attr:
+    """One attribute of a layer type: its JSON Schema, default and description."""
+
+    kind: str  # int, float, bool, str, enum, ints, shape, activation, initializer, regularizer, axis, any
+    doc: str
+    default: Any = None
+    required: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_maximum: float | None = None
+    choices: tuple = ()
+    length: int = 0  # for 'ints': how many values a list form takes
+    nullable: bool = False
+
+    def schema(self) -> dict:
+        """The JSON Schema of this attribute's value (strict: no expressions)."""
+        kind = self.kind
+        num: dict = {}
+        if self.minimum is not None:
+            num["minimum"] = self.minimum
+        if self.maximum is not None:
+            num["maximum"] = self.maximum
+        if self.exclusive_maximum is not None:
+            num["exclusiveMaximum"] = self.exclusive_maximum
+        if kind == "int":
+            s: dict = {"type": "integer", **num}
+        elif kind == "float":
+            s = {"type": "number", **num}
+        elif kind == "bool":
+            s = {"type": "boolean"}
+        elif kind == "str":
+            s = {"type": "string", "minLength": 1}
+        elif kind == "enum":
+            s = {"enum": list(self.choices)}
+        elif kind == "activation":
+            s = {"enum": list(ACTIVATIONS)}
+        elif kind == "initializer":
+            s = {"enum": list(INITIALIZERS)}
+        elif kind == "ints":
+            one = {"type": "integer", **num}
+            s = {
+                "anyOf": [
+                    one,
+                    {"type": "array", "items": one, "minItems": self.length, "maxItems": self.length},
+                ]
+            }
+        elif kind == "int_list":
+            s = {"type": "array", "items": {"type": "integer", **num}, "minItems": 1}
+        elif kind == "regularizer":
+            factor = {"type": "number", "minimum": 0}
+            s = {
+                "anyOf": [
+                    {"enum": list(REGULARIZERS)},
+                    {
+                        "type": "object",
+                        "properties": {"l1": factor, "l2": factor},
+                        "additionalProperties": False,
+                        "minProperties": 1,
+                    },
+                ]
+            }
+        elif kind == "padding2d":
+            pair = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 2, "maxItems": 2}
+            s = {
+                "anyOf": [
+                    {"type": "integer", "minimum": 0},
+                    pair,
+                    {"type": "array", "items": pair, "minItems": 2, "maxItems": 2},
+                ]
+            }
+        elif kind == "any":
+            s = {}
+        else:  # pragma: no cover - a catalog bug, caught by the conformance test
+            raise ValueError(f"unknown attribute kind {kind!r}")
+        if self.nullable:
+            s = {"anyOf": [s, {"type": "null"}]}
+        s["description"] = self.doc + (f" Default: {self.default!r}." if self.default is not None else "")
+        if self.default is not None:
+            s["default"] = self.default
+        return s
+
+    def expects(self) -> str:
+        """Plain words for what a value must be, used in type errors."""
+        words = {
+            "int": "an integer",
+            "float": "a number",
+            "bool": "true or false",
+            "str": "a text",
+            "enum": "one of " + ", ".join(map(str, self.choices)),
+            "activation": "an activation name (relu, sigmoid, softmax, ...)",
+            "initializer": "an initializer name (glorot_uniform, he_normal, ...)",
+            "ints": f"an integer or a list of {self.length} integers",
+            "int_list": "a list of integers",
+            "regularizer": "l1, l2, l1_l2 or a mapping like {l2: 0.001}",
+            "padding2d": "an integer, [height, width] or [[top, bottom], [left, right]]",
+        }.get(self.kind, "a value")
+        if self.minimum is not None and self.kind in ("int", "ints"):
+            words += f" >= {self.minimum:g}"
+        return words + (" or null" if self.nullable else "")
+
+
+# Attributes every layer accepts; the expander consumes them, layer rules never see them.
+COMMON_ATTRS: dict[str, Attr] = {
+    "name": Attr("str", "Layer name; defaults to Keras's automatic name (conv2d, conv2d_1, ...)."),
+    "inputs": Attr(
+        "any",
+        "Earlier layers or graph inputs this layer reads, by name; defaults to the previous layer.",
+    ),
+    "trainable": Attr("bool", "false freezes the layer's weights.", default=True),
+}
+
+WEIGHT_ATTRS: dict[str, Attr] = {
+    "use_bias": Attr("bool", "Whether the layer has a bias vector.", default=True),
+    "kernel_initializer": Attr("initializer", "Initializer of the kernel.", default="glorot_uniform"),
+    "bias_initializer": Attr("initializer", "Initializer of the bias.", default="zeros"),
+    "kernel_regularizer": Attr("regularizer", "Penalty on the kernel weights added to the loss."),
+    "bias_regularizer": Attr("regularizer", "Penalty on the bias added to the loss."),
+    "activity_regularizer": Attr("regularizer", "Penalty on the layer's output added to the loss."),
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One weight tensor of a layer, in Keras's layout and naming."""
+
+    name: str
+    shape: tuple[int, ...]
+    trainable: bool = True
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass
+class LayerType:
+    """Base of every catalog entry. Subclasses set the class attributes and rules."""
+
+    name: ClassVar[str]
+    keras_class: ClassVar[str]
+    keras_name: ClassVar[str] = ""  # auto-name base; derived from keras_class when empty
+    summary: ClassVar[str] = ""
+    family: ClassVar[str] = "core"
+    aliases: ClassVar[tuple[str, ...]] = ()
+    attributes: ClassVar[dict[str, Attr]] = {}
+    primary: ClassVar[str | None] = None  # `- dropout: 0.5` sets this attribute
+    ranks: ClassVar[tuple[int, ...] | None] = None  # accepted input ranks, batch included
+    min_inputs: ClassVar[int] = 1
+    max_inputs: ClassVar[int] = 1
+    # Attributes whose values are shown in diagrams and summaries of key settings.
+    key_attrs: ClassVar[tuple[str, ...]] = ()
+    extra: dict = field(default_factory=dict)
+
+    # --- the rules -------------------------------------------------------------------
+    def output_shape(self, shapes: list[Shape], a: dict) -> Shape:
+        return shapes[0]
+
+    def param_shapes(self, shapes: list[Shape], a: dict) -> list[Param]:
+        return []
+
+    def macs(self, shapes: list[Shape], out: Shape, a: dict) -> int:
+        return 0
+
+    # --- helpers ---------------------------------------------------------------------
+    @classmethod
+    def all_attributes(cls) -> dict[str, Attr]:
+        return {**cls.attributes, **COMMON_ATTRS}
+
+    @classmethod
+    def defaults(cls) -> dict:
+        return {k: v.default for k, v in cls.all_attributes().items() if k not in ("name", "inputs")}
+
+    @classmethod
+    def auto_name(cls) -> str:
+        return cls.keras_name or to_snake_case(cls.keras_class)
+
+    @classmethod
+    def schema(cls, strict: bool = True) -> dict:
+        """The JSON Schema fragment of this layer's attribute mapping."""
+        props = {}
+        for key, attr in cls.all_attributes().items():
+            s = attr.schema()
+            if key == "inputs":
+                s = {
+                    "description": attr.doc,
+                    "anyOf": [
+                        {"type": "string"},
+                        {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    ],
+                }
+            if not strict and key not in ("name", "inputs"):
+                s = {"anyOf": [s, {"$ref": "#/$defs/expression"}], "description": s.get("description", "")}
+            props[key] = s
+        obj = {
+            "type": "object",
+            "description": cls.summary,
+            "properties": props,
+            "additionalProperties": False,
+        }
+        required = [k for k, v in cls.attributes.items() if v.required]
+        if required:
+            obj["required"] = required
+        return obj
+
+
+def to_snake_case(name: str) -> str:
+    """Keras's automatic layer-name base: Conv2D -> conv2d, ReLU -> re_lu."""
+    import re
+
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    s = re.sub(r"([a-z])([A-Z])", r"\1_\2", s)
+    return s.lower()
+
+
+def rank_error(layer: str, got: Shape, ranks: tuple[int, ...], hint: str = "") -> ShapeProblem:
+    want = " or ".join(f"{r}-D" for r in ranks)
+    return ShapeProblem(
+        f"{layer} expects a {want} input (batch included), got {len(got)}-D {format_shape(got)}",
+        hint=hint,
+    )
+
+
+def format_shape(shape: Shape) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
+def known(d) -> bool:
+    return isinstance(d, int) and not isinstance(d, bool)
+
+
+def prod(dims) -> int | None:
+    """Product of dimensions, or None when any is unknown or symbolic."""
+    total = 1
+    for d in dims:
+        if not known(d):
+            return None
+        total *= d
+    return total

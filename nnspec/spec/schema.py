@@ -1,0 +1,287 @@
+"""The JSON Schema of a spec: a section skeleton, plus one fragment per layer type.
+
+The skeleton is written here; each layer's fragment comes from its catalog entry. The
+published file ``schemas/nnspec.schema.json`` is :func:`full_schema` written out (``nnspec
+schema``); a test fails when the committed file is stale.
+"""
+
+from __future__ import annotations
+
+SCHEMA_ID = "https://nnspec.dev/schemas/nnspec.schema.json"
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+LOSSES = (
+    "categorical_crossentropy",
+    "sparse_categorical_crossentropy",
+    "binary_crossentropy",
+    "mse",
+    "mae",
+    "huber",
+)
+METRICS = ("accuracy", "top_k_accuracy", "mae", "mse")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("constant", "step", "exponential", "cosine", "one_cycle", "reduce_on_plateau")
+DATASETS = ("fashion_mnist", "npz", "csv", "image_folder")
+SECTION_LISTS = ("encoder", "backbone", "decoder", "head")
+
+_pos_int = {"type": "integer", "minimum": 1}
+_pos_num = {"type": "number", "exclusiveMinimum": 0}
+_unit = {"type": "number", "minimum": 0, "exclusiveMaximum": 1}
+_name = {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_.-]*$"}
+
+
+def _obj(props: dict, description: str, required: tuple = ()) -> dict:
+    s = {"type": "object", "description": description, "properties": props, "additionalProperties": False}
+    if required:
+        s["required"] = list(required)
+    return s
+
+
+LOSS_ONE = {
+    "anyOf": [
+        {"enum": list(LOSSES)},
+        _obj(
+            {
+                "type": {"enum": list(LOSSES), "description": "Loss function."},
+                "weight": {"type": "number", "minimum": 0, "description": "Weight in the total loss. Default: 1."},
+                "delta": {**_pos_num, "description": "Huber's delta. Default: 1.0."},
+                "label_smoothing": {**_unit, "description": "Label smoothing for cross-entropy. Default: 0."},
+                "from_logits": {"type": "boolean", "description": "The head outputs logits, not probabilities."},
+            },
+            "A loss with options.",
+            ("type",),
+        ),
+    ]
+}
+
+OPTIMIZER = {
+    "anyOf": [
+        {"enum": list(OPTIMIZERS)},
+        _obj(
+            {
+                "type": {"enum": list(OPTIMIZERS), "description": "Optimiser."},
+                "lr": {**_pos_num, "description": "Learning rate. Default: 0.001 (0.01 for sgd)."},
+                "momentum": {"type": "number", "minimum": 0, "maximum": 1, "description": "SGD/RMSProp momentum."},
+                "nesterov": {"type": "boolean", "description": "Nesterov momentum (sgd)."},
+                "weight_decay": {"type": "number", "minimum": 0, "description": "Decoupled weight decay."},
+                "beta_1": _unit,
+                "beta_2": _unit,
+                "epsilon": _pos_num,
+                "rho": _unit,
+            },
+            "An optimiser with settings.",
+            ("type",),
+        ),
+    ]
+}
+
+SCHEDULE = _obj(
+    {
+        "type": {"enum": list(SCHEDULES), "description": "Learning-rate schedule, applied per epoch."},
+        "step_size": {**_pos_int, "description": "step: epochs between drops. Default: 10."},
+        "gamma": {**_pos_num, "description": "step/exponential: factor per drop or per epoch. Default: 0.1."},
+        "min_lr": {"type": "number", "minimum": 0, "description": "cosine: final learning rate. Default: 0."},
+        "max_lr": {**_pos_num, "description": "one_cycle: peak learning rate. Default: 10 x lr."},
+        "factor": {**_unit, "description": "reduce_on_plateau: multiply by this. Default: 0.1."},
+        "patience": {"type": "integer", "minimum": 0, "description": "reduce_on_plateau: epochs to wait. Default: 3."},
+        "monitor": {"type": "string", "description": "reduce_on_plateau: metric watched. Default: val_loss."},
+    },
+    "A learning-rate schedule.",
+    ("type",),
+)
+
+EARLY_STOPPING = {
+    "anyOf": [
+        {"type": "boolean"},
+        _obj(
+            {
+                "monitor": {"type": "string", "description": "Metric watched. Default: val_loss."},
+                "patience": {"type": "integer", "minimum": 0, "description": "Epochs without improvement. Default: 5."},
+                "min_delta": {"type": "number", "minimum": 0, "description": "Smallest change that counts. Default: 0."},
+                "mode": {"enum": ["min", "max", "auto"], "description": "Default: auto (max for accuracy)."},
+                "restore_best_weights": {"type": "boolean", "description": "Go back to the best epoch. Default: true."},
+            },
+            "Stop when the monitored metric stops improving.",
+        ),
+    ]
+}
+
+TRAIN = _obj(
+    {
+        "epochs": {**_pos_int, "description": "Passes over the training data. Default: 10."},
+        "batch_size": {**_pos_int, "description": "Examples per step. Default: 64."},
+        "optimizer": OPTIMIZER,
+        "lr": {**_pos_num, "description": "Learning rate (shortcut for optimizer.lr)."},
+        "schedule": SCHEDULE,
+        "early_stopping": EARLY_STOPPING,
+        "metrics": {
+            "type": "array",
+            "items": {"enum": list(METRICS)},
+            "description": "Metrics reported per epoch. Default: accuracy for classification, mae for regression.",
+        },
+        "top_k": {**_pos_int, "description": "k for top_k_accuracy. Default: 5."},
+        "gradient_clip": {**_pos_num, "description": "Clip the gradient norm to this value."},
+        "label_smoothing": {**_unit, "description": "Label smoothing for cross-entropy losses."},
+        "seed": {"type": "integer", "minimum": 0, "description": "Seed for weights, shuffling and splits. Default: 0."},
+        "ensemble": {**_pos_int, "description": "Train this many members with different seeds and average them."},
+        "validation_split": {**_unit, "description": "Fraction of training data held out. Default: 0.1."},
+        "device": {"enum": ["auto", "cpu", "cuda"], "description": "Where to train. Default: auto."},
+        "mixed_precision": {"type": "boolean", "description": "bf16/fp16 autocast on GPUs. Default: false."},
+        "compile": {"type": "boolean", "description": "Compile the training step (torch.compile / XLA). Default: false."},
+    },
+    "How to train: optimiser, schedule, batch size, epochs, early stopping, seed, ensemble.",
+)
+
+AUGMENT = _obj(
+    {
+        "flip_horizontal": {"type": "boolean", "description": "Random left-right flips."},
+        "flip_vertical": {"type": "boolean", "description": "Random up-down flips."},
+        "translate": {"type": "number", "minimum": 0, "maximum": 0.5, "description": "Random shifts, as a fraction of size."},
+    },
+    "Random augmentation of training images.",
+)
+
+DATA = _obj(
+    {
+        "dataset": {"enum": list(DATASETS), "description": "Where examples come from."},
+        "path": {"type": "string", "description": "File or folder for npz, csv and image_folder data."},
+        "test_path": {"type": "string", "description": "Separate test file or folder."},
+        "target": {"type": "string", "description": "csv: the label column. npz: the label array. Default: y."},
+        "features": {"type": "string", "description": "npz: the feature array. Default: x."},
+        "image_size": {"type": "array", "items": _pos_int, "minItems": 2, "maxItems": 2},
+        "validation_split": _unit,
+        "test_split": {**_unit, "description": "Fraction held out as test set when the data has none."},
+        "limit": {**_pos_int, "description": "Use only the first N training examples."},
+        "test_limit": {**_pos_int, "description": "Use only the first N test examples."},
+        "scale": {"type": "number", "description": "Multiply inputs by this (1/255 by default for images)."},
+        "normalize": _obj(
+            {"mean": {"type": "number"}, "std": {"type": "number", "exclusiveMinimum": 0}},
+            "Subtract mean, divide by std (after scale).",
+        ),
+        "labels": {"enum": ["one_hot", "integer", "auto"], "description": "Label encoding. Default: auto (from the loss)."},
+        "augment": AUGMENT,
+        "rotate": _obj(
+            {
+                "range": {"type": "number", "exclusiveMinimum": 0, "maximum": 180, "description": "Angles drawn in [-range, +range] degrees."},
+                "target": {"type": "boolean", "description": "true: the angle is the regression target (rotation regression)."},
+                "head": {"type": "string", "description": "Head that receives the angle in a multi-head spec."},
+            },
+            "Rotate images by a random angle.",
+            ("range",),
+        ),
+    },
+    "Training data: a named data set or user files, splits, transforms and augmentation.",
+)
+
+EXPRESSION = {
+    "type": "string",
+    "pattern": r"^\$",
+    "description": "A computed value: `$name` or `${2 * base}` using vars and block parameters.",
+}
+
+BLOCK_USE = _obj(
+    {
+        "use": {"type": "string", "description": "Name of a block in `blocks:`."},
+        "repeat": {"anyOf": [_pos_int, {"$ref": "#/$defs/expression"}], "description": "How many times. Default: 1."},
+        "with": {"type": "object", "description": "Values for the block's parameters."},
+        "name": {"type": "string", "description": "Prefix for the layer names inside."},
+        "inputs": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+    },
+    "Use a reusable block, optionally repeated.",
+    ("use",),
+)
+
+
+def skeleton() -> dict:
+    """The section skeleton; layer items are checked separately, by type."""
+    layer_list = {"type": "array", "items": {"$ref": "#/$defs/layer"}, "description": "Layers, applied in order."}
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["inputs"],
+        "properties": {
+            "name": {**_name, "description": "Model name (Keras's model name)."},
+            "description": {"type": "string"},
+            "vars": {
+                "type": "object",
+                "description": "Named values usable as `$name` or `${expr}` in attributes.",
+                "additionalProperties": {"type": ["number", "string", "boolean"]},
+            },
+            "inputs": {
+                "type": "object",
+                "minProperties": 1,
+                "description": "Named graph inputs.",
+                "additionalProperties": {"$ref": "#/$defs/layers/input"},
+            },
+            "blocks": {
+                "type": "object",
+                "description": "Reusable blocks with parameters.",
+                "additionalProperties": _obj(
+                    {
+                        "params": {"type": "object", "description": "Parameters and their defaults."},
+                        "layers": {**layer_list, "minItems": 1},
+                    },
+                    "A reusable block: `$input` names the block's input inside it.",
+                    ("layers",),
+                ),
+            },
+            "encoder": layer_list,
+            "backbone": layer_list,
+            "decoder": layer_list,
+            "head": layer_list,
+            "heads": {
+                "type": "object",
+                "minProperties": 1,
+                "description": "Several named outputs, each a list of layers.",
+                "additionalProperties": layer_list,
+            },
+            "loss": {
+                "anyOf": [
+                    {"$ref": "#/$defs/loss"},
+                    {"type": "object", "additionalProperties": {"$ref": "#/$defs/loss"}},
+                ],
+                "description": "One loss, or one per head (with weights).",
+            },
+            "train": TRAIN,
+            "data": DATA,
+        },
+    }
+
+
+def layer_item_schema(types: dict) -> dict:
+    """A layer item: `- flatten`, `- dense: 64`, `- conv2d: {filters: 8, ...}` or `- block: {...}`."""
+    props = {}
+    for name, cls in types.items():
+        if name == "input":
+            continue
+        ref = {"$ref": f"#/$defs/layers/{name}"}
+        options = [ref, {"type": "null"}]
+        if cls.primary:
+            options.insert(1, cls.attributes[cls.primary].schema() | {"description": f"Shorthand for {cls.primary}."})
+        props[name] = {"anyOf": options, "description": cls.summary}
+        for alias in cls.aliases:
+            props[alias] = {"anyOf": options, "description": f"Alias of {name}."}
+    props["block"] = {"$ref": "#/$defs/block_use"}
+    no_required = sorted(n for n, c in types.items() if n != "input" and not any(a.required for a in c.attributes.values()))
+    return {
+        "anyOf": [
+            {"enum": no_required},
+            {"type": "object", "minProperties": 1, "maxProperties": 1, "properties": props, "additionalProperties": False},
+        ]
+    }
+
+
+def full_schema() -> dict:
+    """The published schema: skeleton + every layer's fragment (expressions allowed)."""
+    from nnspec.layers.registry import all_types
+
+    types = all_types(include_plugins=False)
+    s = {"$schema": DRAFT, "$id": SCHEMA_ID, "title": "nnspec network spec", **skeleton()}
+    s["$defs"] = {
+        "layer": layer_item_schema(types),
+        "layers": {name: cls.schema(strict=False) for name, cls in types.items()},
+        "loss": LOSS_ONE,
+        "block_use": BLOCK_USE,
+        "expression": EXPRESSION,
+    }
+    return s

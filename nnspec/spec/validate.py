@@ -1,0 +1,210 @@
+"""Schema validation with located, readable errors.
+
+The skeleton (sections) is validated first; each layer is then validated against its own
+type's fragment, after looking its type up (never one giant ``oneOf``). jsonschema errors
+are translated into nnspec's own messages: unknown keys get "did you mean", ranges say
+what was received.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from nnspec.diagnostics import Diagnostic, did_you_mean
+from nnspec.spec.loader import Source
+
+
+@lru_cache(maxsize=None)
+def _validator_for(key: str):
+    from jsonschema import Draft202012Validator
+
+    from nnspec.spec import schema as sch
+
+    if key == "skeleton":
+        s = sch.skeleton()
+        s["$defs"] = {
+            "layer": {},
+            "layers": {"input": _layer_fragment("input")},
+            "loss": sch.LOSS_ONE,
+            "expression": sch.EXPRESSION,
+        }
+        return Draft202012Validator(s)
+    return Draft202012Validator(_layer_fragment(key))
+
+
+def _layer_fragment(name: str) -> dict:
+    from nnspec.layers.registry import get
+
+    return get(name).schema(strict=True)
+
+
+def validate_skeleton(src: Source) -> list[Diagnostic]:
+    return translate_errors(_validator_for("skeleton").iter_errors(src.data), src, (), ())
+
+
+def validate_layer(type_name: str, attrs: dict, src: Source, data_path: tuple, shown_path: tuple, note: str = "") -> list[Diagnostic]:
+    errors = _validator_for(type_name).iter_errors(attrs)
+    return translate_errors(errors, src, data_path, shown_path, subject=type_name, note=note)
+
+
+def _describe(value) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    return str(value)
+
+
+_TYPE_WORDS = {
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a text",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "null",
+}
+
+
+def _type_words(t) -> str:
+    if isinstance(t, list):
+        return " or ".join(_TYPE_WORDS.get(x, x) for x in t)
+    return _TYPE_WORDS.get(t, str(t))
+
+
+def translate_errors(errors, src: Source, data_base: tuple, shown_base: tuple, subject: str = "", note: str = "") -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    seen = set()
+    for err in sorted(errors, key=lambda e: (list(map(str, e.absolute_path)), e.validator)):
+        rel = tuple(err.absolute_path)
+        for d in _translate(err, src, data_base, shown_base, rel, subject):
+            if note:
+                d = Diagnostic(**{**d.to_dict(), "message": d.message + note, "source_line": d.source_line})
+            key = (d.line, d.column, d.message)
+            if key not in seen:
+                seen.add(key)
+                out.append(d)
+    return out
+
+
+def _translate(err, src, data_base, shown_base, rel, subject):
+    kw = err.validator
+    data_path = (*data_base, *rel)
+    shown = (*shown_base, *rel)
+    field = str(rel[-1]) if rel else (subject or "the spec")
+    where = f"`{field}`"
+    if subject and rel:
+        where = f"{subject} `{'.'.join(map(str, rel))}`"
+    value = err.instance
+    if kw == "additionalProperties":
+        allowed = list(err.schema.get("properties", {}))
+        extras = [k for k in value if k not in allowed] if isinstance(value, dict) else []
+        for key in extras:
+            owner = subject or (".".join(map(str, shown)) or "the spec")
+            hint = did_you_mean(key, allowed) or (f"allowed: {', '.join(allowed)}" if allowed else "")
+            yield src.diagnostic(
+                (*data_path, key), f"{owner} has no attribute `{key}`" if subject else f"unknown key `{key}` in {owner}",
+                "unknown-key", hint, key=True, shown_path=(*shown, key),
+            )
+        if not extras and "additionalProperties" in err.schema and err.schema["additionalProperties"] is not False:
+            yield src.diagnostic(data_path, err.message, "type", shown_path=shown)
+        return
+    if kw == "required":
+        missing = [k for k in err.validator_value if not isinstance(value, dict) or k not in value]
+        for key in missing:
+            owner = subject or (".".join(map(str, shown)) or "the spec")
+            yield src.diagnostic(data_path, f"{owner} needs `{key}`", "missing", hint=f"add `{key}: ...`",
+                                 key=bool(rel), shown_path=shown)
+        return
+    if kw == "type":
+        yield src.diagnostic(data_path, f"{where} must be {_type_words(err.validator_value)} (got {_describe(value)})",
+                             "type", shown_path=shown)
+        return
+    if kw in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        sign = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[kw]
+        yield src.diagnostic(data_path, f"{where} must be {sign} {err.validator_value:g} (got {_describe(value)})",
+                             "value", shown_path=shown)
+        return
+    if kw == "enum":
+        choices = [str(c) for c in err.validator_value]
+        hint = did_you_mean(value, choices) if isinstance(value, str) else ""
+        listing = ", ".join(choices) if len(choices) <= 12 else ", ".join(choices[:12]) + ", ..."
+        yield src.diagnostic(data_path, f"{where} must be one of {listing} (got {_describe(value)})", "value", hint,
+                             shown_path=shown)
+        return
+    if kw in ("anyOf", "oneOf"):
+        # Prefer the alternative whose type matches the value, and report its error.
+        best = _best_context(err)
+        if best is not None:
+            yield from _translate(best, src, data_base, shown_base, tuple(best.absolute_path), subject)
+            return
+        expects = _expects(err.schema)
+        yield src.diagnostic(data_path, f"{where} must be {expects} (got {_describe(value)})", "type", shown_path=shown)
+        return
+    if kw in ("minItems", "maxItems"):
+        yield src.diagnostic(data_path, f"{where} must have {'at least' if kw == 'minItems' else 'at most'} "
+                             f"{err.validator_value} item(s) (got {len(value)})", "value", shown_path=shown)
+        return
+    if kw == "minProperties":
+        yield src.diagnostic(data_path, f"{where} must not be empty", "missing", shown_path=shown)
+        return
+    if kw == "pattern":
+        yield src.diagnostic(data_path, f"{where} {_describe(value)} is not a valid name (letters, digits, _ . -)",
+                             "value", shown_path=shown)
+        return
+    yield src.diagnostic(data_path, f"{where}: {err.message}", "value", shown_path=shown)
+
+
+def _json_type(value) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
+def _best_context(err):
+    """The sub-error of an anyOf whose alternative accepts the value's type."""
+    vt = _json_type(err.instance)
+    candidates = []
+    for sub in err.context or ():
+        alt = sub.schema
+        t = alt.get("type")
+        types = t if isinstance(t, list) else [t] if t else []
+        if vt == "integer" and "number" in types:
+            types = [*types, "integer"]
+        if "enum" in alt and vt == "string" and any(isinstance(c, str) for c in alt["enum"]):
+            types = [*types, "string"]
+        if vt in types and sub.validator != "type":
+            candidates.append(sub)
+    if not candidates:
+        return None
+    return max(candidates, key=lambda e: len(e.absolute_path))
+
+
+def _expects(schema: dict) -> str:
+    parts = []
+    for alt in schema.get("anyOf", []) + schema.get("oneOf", []):
+        if "enum" in alt:
+            parts.append("one of " + ", ".join(map(str, alt["enum"][:8])))
+        elif "$ref" in alt:
+            parts.append("an expression ($name)" if "expression" in alt["$ref"] else "a mapping")
+        elif "type" in alt:
+            t = alt["type"]
+            if t == "array" and "minItems" in alt and alt.get("minItems") == alt.get("maxItems"):
+                parts.append(f"a list of {alt['minItems']}")
+            else:
+                parts.append(_type_words(t))
+    return " or ".join(dict.fromkeys(parts)) or "a valid value"
