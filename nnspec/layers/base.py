@@ -88,6 +88,8 @@ class Attr:
             s = {"type": "boolean"}
         elif kind == "str":
             s = {"type": "string", "minLength": 1}
+        elif kind == "name":
+            s = {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 100}
         elif kind == "enum":
             s = {"enum": list(self.choices)}
         elif kind == "activation":
@@ -159,7 +161,7 @@ class Attr:
 
 # Attributes every layer accepts; the expander consumes them, layer rules never see them.
 COMMON_ATTRS: dict[str, Attr] = {
-    "name": Attr("str", "Layer name; defaults to Keras's automatic name (conv2d, conv2d_1, ...)."),
+    "name": Attr("name", "Layer name (letters, digits, _); defaults to Keras's automatic name (conv2d, conv2d_1, ...)."),
     "inputs": Attr(
         "any",
         "Earlier layers or graph inputs this layer reads, by name; defaults to the previous layer.",
