@@ -102,6 +102,7 @@ def analyze(graph: Graph, src: Source | None = None) -> Analysis:
         info = NodeInfo(out, params, macs, node.trainable)
         infos[node.name] = info
         total += info.param_count
+    diags.extend(_unused(graph, src, failed={n for n in graph.nodes if n not in infos}))
     if total > MAX_PARAMS:
         biggest = max(infos.items(), key=lambda kv: kv[1].param_count)
         node = graph.nodes[biggest[0]]
@@ -122,6 +123,25 @@ def analyze(graph: Graph, src: Source | None = None) -> Analysis:
     return Analysis(graph, infos)
 
 
+def _unused(graph: Graph, src: Source | None, failed: set[str]) -> list[Diagnostic]:
+    """Layers and inputs from which no output can be reached (Keras would silently drop them)."""
+    needed: set[str] = set()
+    stack = list(graph.outputs)
+    while stack:
+        name = stack.pop()
+        if name not in needed:
+            needed.add(name)
+            stack.extend(graph.nodes[name].inputs)
+    out = []
+    for node in graph.nodes.values():
+        if node.name not in needed and graph.outputs and node.name not in failed:
+            what = "input" if node.is_input else "layer"
+            problem = ShapeProblem(f"{what} `{node.name}` does not lead to any output", code="reference",
+                                   hint="read it from a later layer (inputs: [...]) or remove it")
+            out.append(_locate(src, node, problem, prefix=False))
+    return out
+
+
 def _bytes(n: int) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
         if n < 1024:
@@ -130,9 +150,9 @@ def _bytes(n: int) -> str:
     return f"{n:.1f} EB"
 
 
-def _locate(src: Source | None, node, exc: ShapeProblem) -> Diagnostic:
+def _locate(src: Source | None, node, exc: ShapeProblem, prefix: bool = True) -> Diagnostic:
     note = f" (in block `{node.block_name}`, {node.block})" if node.block else ""
-    message = f"{node.name}: {exc.message}{note}"
+    message = f"{node.name}: {exc.message}{note}" if prefix else f"{exc.message}{note}"
     if src is None:
         return Diagnostic(message=message, code=exc.code, hint=exc.hint, path=".".join(map(str, node.path)))
     if exc.attr and isinstance(src.data, dict):

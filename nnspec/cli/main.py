@@ -75,6 +75,14 @@ def main(argv: list[str] | None = None, out=None, err=None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug in nnspec: say so in one line; NNSPEC_DEBUG=1 shows the traceback
+        import os
+
+        if os.environ.get("NNSPEC_DEBUG"):
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc} (this is a bug in nnspec; rerun with NNSPEC_DEBUG=1 "
+              "and report it)", file=err)
+        return 2
 
 
 def entry() -> None:

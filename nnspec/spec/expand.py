@@ -99,7 +99,6 @@ class _Expander:
             self.graph.outputs.append(prev)
             self.graph.heads["output"] = prev
         self._check_loss()
-        self._check_reachability()
         return self.graph
 
     def _add_input(self, name, attrs):
@@ -169,6 +168,7 @@ class _Expander:
         note = f" (in block `{block[0]}` used at {format_path(block[1])})" if block else ""
         attrs = {}
         ok = True
+        failed = []
         for key, value in raw.items():
             if key in ("name", "inputs"):
                 attrs[key] = value
@@ -177,8 +177,11 @@ class _Expander:
                 attrs[key] = _substitute(value, env)
             except ExpressionError as exc:
                 self.error((*attrs_path, key), f"{key}: {exc}{note}", "expression", shown=(*path, key))
+                failed.append(f"`{key}`")
                 ok = False
         errors = validate_layer(type_name, attrs, self.src, attrs_path, path, note=note)
+        # An attribute whose expression failed is not also "missing".
+        errors = [e for e in errors if not (e.code == "missing" and any(f in e.message for f in failed))]
         if errors:
             self.diags.extend(errors)
             ok = False
@@ -331,32 +334,16 @@ class _Expander:
         loss = self.data.get("loss")
         if isinstance(loss, dict) and "type" not in loss:
             heads = self.graph.heads
+            unknown = [key for key in loss if key not in heads]
             for key in loss:
                 if key not in heads:
                     hint = did_you_mean(key, heads) or f"heads: {', '.join(heads) or 'none'}"
                     self.error(("loss", key), f"loss names head `{key}`, which the spec does not have", "reference",
                                hint, key=True)
-            if "heads" in self.data:
+            if "heads" in self.data and not unknown:
                 for head in heads:
                     if head not in loss:
                         self.error(("loss",), f"head `{head}` has no loss", "missing", hint=f"add `{head}: mse` (or another loss) under `loss:`")
-
-    def _check_reachability(self):
-        if self.diags or not self.graph.outputs:
-            return
-        needed: set[str] = set()
-        stack = list(self.graph.outputs)
-        while stack:
-            n = stack.pop()
-            if n in needed:
-                continue
-            needed.add(n)
-            stack.extend(self.graph.nodes[n].inputs)
-        for node in self.graph.nodes.values():
-            if node.name not in needed:
-                what = "input" if node.is_input else "layer"
-                self.error(node.path, f"{what} `{node.name}` does not lead to any output", "reference",
-                           hint="read it from a later layer (inputs: [...]) or remove it", key=node.is_input)
 
 
 def _substitute(value, env):
@@ -367,6 +354,27 @@ def _substitute(value, env):
     return value
 
 
+def _sane(data: dict) -> dict:
+    """The parts of a spec whose structure is usable after skeleton errors (those are reported)."""
+    out = {}
+    for key, value in data.items():
+        if key in ("encoder", "backbone", "decoder", "head") and isinstance(value, list):
+            out[key] = value
+        elif key == "inputs" and isinstance(value, dict):
+            out[key] = {k: v for k, v in value.items() if isinstance(v, dict) and isinstance(v.get("shape"), list)
+                        and all(isinstance(d, (int, str)) or d is None for d in v["shape"])}
+        elif key == "heads" and isinstance(value, dict):
+            out[key] = {k: v for k, v in value.items() if isinstance(v, list)}
+        elif key == "blocks" and isinstance(value, dict):
+            out[key] = {k: v for k, v in value.items() if isinstance(v, dict) and isinstance(v.get("layers"), list)
+                        and isinstance(v.get("params") or {}, dict)}
+        elif key == "vars" and isinstance(value, dict):
+            out[key] = value
+        elif key == "name" and isinstance(value, str):
+            out[key] = value
+    return out
+
+
 def build_graph(src: Source) -> Graph:
     """Validate and expand a loaded spec into a Graph; raises SpecError with every problem."""
     if not isinstance(src.data, dict):
@@ -375,11 +383,8 @@ def build_graph(src: Source) -> Graph:
     diags = validate_skeleton(src)
     if diags:
         # Keep going where the structure allows, so layer errors show in the same run.
-        bad_sections = {d.path.split(".")[0].split("[")[0] for d in diags}
-        data = {k: v for k, v in src.data.items() if k not in bad_sections or k in ("inputs",)}
-        if isinstance(src.data.get("inputs"), dict) and "inputs" in bad_sections:
-            data["inputs"] = {k: v for k, v in src.data["inputs"].items() if isinstance(v, dict) and isinstance(v.get("shape"), list)}
-        src = Source(data=data, file=src.file, text=src.text, positions=src.positions, key_positions=src.key_positions)
+        src = Source(data=_sane(src.data), file=src.file, text=src.text, positions=src.positions,
+                     key_positions=src.key_positions)
     exp = _Expander(src)
     graph = exp.run()
     diags = diags + exp.diags

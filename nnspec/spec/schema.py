@@ -210,6 +210,7 @@ def skeleton() -> dict:
             "inputs": {
                 "type": "object",
                 "minProperties": 1,
+                "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
                 "description": "Named graph inputs.",
                 "additionalProperties": {"$ref": "#/$defs/layers/input"},
             },
@@ -232,6 +233,7 @@ def skeleton() -> dict:
             "heads": {
                 "type": "object",
                 "minProperties": 1,
+                "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
                 "description": "Several named outputs, each a list of layers.",
                 "additionalProperties": layer_list,
             },

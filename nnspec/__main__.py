@@ -1,0 +1,3 @@
+from nnspec.cli.main import entry
+
+entry()
