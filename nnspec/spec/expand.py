@@ -370,6 +370,8 @@ def _sane(data: dict) -> dict:
                         and isinstance(v.get("params") or {}, dict)}
         elif key == "vars" and isinstance(value, dict):
             out[key] = value
+        elif key == "loss" and isinstance(value, (str, dict)):
+            out[key] = value
         elif key == "name" and isinstance(value, str):
             out[key] = value
     return out
