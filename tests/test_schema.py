@@ -50,3 +50,61 @@ def test_every_layer_fragment_describes_every_attribute():
         assert cls.summary, f"{name} has no summary"
         for key, prop in frag["properties"].items():
             assert prop.get("description"), f"{name}.{key} has no description"
+
+
+def _documents():
+    import pathlib
+
+    docs = [yaml.safe_load(p.read_text()) for p in SPECS + EXAMPLES]
+    for p in sorted((pathlib.Path(__file__).parent / "golden").glob("*.yaml")):
+        try:
+            docs.append(yaml.safe_load(p.read_text()))
+        except yaml.YAMLError:
+            pass
+    base = yaml.safe_load((ROOT / "specs" / "fashion_mnist_cnn.yaml").read_text())
+    variants = [
+        {"encoder": [{"conv2d": {"filters": 1.0, "kernel_size": 3}}]},
+        {"encoder": [{"conv2d": {"filters": True, "kernel_size": 3}}]},
+        {"encoder": [{"dropout": 0.5}, "flatten", {"dense": 64}, {"batch_norm": None}]},
+        {"encoder": [{"dense": {"units": 3, "kernel_regularizer": {"l1": 0.1, "l2": -1}}}]},
+        {"encoder": [{"zero_padding2d": [[1, 2], [3]]}]},
+        {"inputs": {"1x": {"shape": [3]}}},
+        {"inputs": {"x": {"shape": [3, None, "seq", 0]}}},
+        {"train": {"optimizer": {"type": "sgd", "lr": 0.1, "momentum": 1.5}}},
+        {"train": {"early_stopping": True, "schedule": {"type": "step", "step_size": 10, "gamma": 0.1}}},
+        {"loss": {"type": "huber", "delta": 0}},
+        {"encoder": [{"block": {"use": "x", "repeat": "$n"}}]},
+        {"encoder": [{"conv2d": {"filters": "$f", "kernel_size": "${2*k}"}}]},
+        {"encoder": [{"conv2d": {"filters": "f", "kernel_size": 3}}]},
+    ]
+    docs += [{**base, **v} for v in variants]
+    return docs
+
+
+def test_nnspec_validator_agrees_with_jsonschema_on_valid_and_broken_documents():
+    from nnspec.spec.jsonschema_lite import SUPPORTED, Validator
+
+    schema = full_schema()
+    reference = Draft202012Validator(schema)
+    ours = Validator(schema)
+    for doc in _documents():
+        assert reference.is_valid(doc) == ours.is_valid(doc), doc
+        # Same failing keywords (paths differ only for propertyNames, which nnspec locates at the key).
+        assert sorted(e.validator for e in reference.iter_errors(doc)) == sorted(
+            e.validator for e in ours.iter_errors(doc)
+        ), doc
+
+    def keywords(node):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                yield k
+                if k in ("properties", "$defs", "layers"):
+                    for sub in v.values():
+                        yield from keywords(sub)
+                elif k not in ("enum", "default", "required", "description"):
+                    yield from keywords(v)
+        elif isinstance(node, list):
+            for item in node:
+                yield from keywords(item)
+
+    assert set(keywords(schema)) - SUPPORTED - {"layer", "loss", "block_use", "expression"} == set()

@@ -16,9 +16,8 @@ from nnspec.spec.loader import Source
 
 @lru_cache(maxsize=None)
 def _validator_for(key: str):
-    from jsonschema import Draft202012Validator
-
     from nnspec.spec import schema as sch
+    from nnspec.spec.jsonschema_lite import Validator
 
     if key == "skeleton":
         s = sch.skeleton()
@@ -28,8 +27,8 @@ def _validator_for(key: str):
             "loss": sch.LOSS_ONE,
             "expression": sch.EXPRESSION,
         }
-        return Draft202012Validator(s)
-    return Draft202012Validator(_layer_fragment(key))
+        return Validator(s)
+    return Validator(_layer_fragment(key))
 
 
 def _layer_fragment(name: str) -> dict:

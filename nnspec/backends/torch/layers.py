@@ -1,0 +1,605 @@
+"""One torch module per catalog layer type, channels-last at every boundary, Keras's arithmetic inside.
+
+Every module here takes and returns the spec's channels-last tensors (N, ..., C), so a model can be
+cut anywhere and still mean what the spec means. Each module also knows how to move its weights to
+and from the catalog's (Keras's) layout: ``keras_weights()`` and ``load_keras_weights()``.
+
+Where torch has a native module with the same arithmetic (Linear, Conv1d/2d, ConvTranspose2d,
+Embedding) it is subclassed, so the model is made of ordinary torch layers; where the frameworks
+differ (recurrent biases and gate order, BatchNorm's variance update, MultiHeadAttention's layout),
+the module implements Keras's variant exactly, with its parameters stored in Keras's layout.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nnspec.layers.shape_utils import as_tuple, deconv_output_length, normalize_padding2d, same_padding
+
+
+# --- activations, exactly as keras.activations defines them --------------------------------------
+def _hard_sigmoid(x):
+    return torch.clamp(x / 6.0 + 0.5, 0.0, 1.0)
+
+
+ACTIVATIONS = {
+    "linear": lambda x: x,
+    "relu": F.relu,
+    "relu6": lambda x: torch.clamp(x, 0.0, 6.0),
+    "leaky_relu": lambda x: F.leaky_relu(x, 0.2),  # keras.activations.leaky_relu: negative_slope=0.2
+    "elu": F.elu,
+    "selu": F.selu,
+    "sigmoid": torch.sigmoid,
+    "hard_sigmoid": _hard_sigmoid,
+    "tanh": torch.tanh,
+    "softmax": lambda x: F.softmax(x, dim=-1),
+    "log_softmax": lambda x: F.log_softmax(x, dim=-1),
+    "softplus": F.softplus,
+    "softsign": F.softsign,
+    "swish": F.silu,
+    "silu": F.silu,
+    "gelu": F.gelu,  # exact (erf) form, Keras's default approximate=False
+    "exponential": torch.exp,
+    "mish": F.mish,
+}
+
+
+def activation(name: str):
+    return ACTIVATIONS[name or "linear"]
+
+
+def _first(x):
+    """Channels-last -> channels-first (a view)."""
+    return x.movedim(-1, 1)
+
+
+def _last(x):
+    return x.movedim(1, -1)
+
+
+def _same_pads(lengths, kernel, strides, dilation) -> list[int]:
+    """F.pad's argument for TensorFlow 'same' padding (extra pixel after), last axis first."""
+    pads: list[int] = []
+    for length, k, s, d in reversed(list(zip(lengths, kernel, strides, dilation))):
+        before, after = same_padding(int(length), k, s, d)
+        pads += [before, after]
+    return pads
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy().copy()
+
+
+def _put(param: torch.Tensor, value) -> None:
+    with torch.no_grad():
+        param.copy_(torch.as_tensor(np.asarray(value), dtype=param.dtype))
+
+
+class KerasLayer:
+    """Mixin: weight moves between this module and the catalog's layout.
+
+    The default moves parameters and buffers whose dotted torch path equals the catalog name with
+    ``/`` replaced by ``.`` (modules that store Keras's layout directly); subclasses that wrap a
+    native torch layer override both methods.
+    """
+
+    frozen: bool = False
+
+    def keras_weights(self) -> dict[str, np.ndarray]:
+        state = dict(self.named_parameters())
+        state.update(dict(self.named_buffers()))
+        return {k.replace(".", "/"): _np(v) for k, v in state.items()}
+
+    def load_keras_weights(self, weights: dict[str, np.ndarray]) -> None:
+        state = dict(self.named_parameters())
+        state.update(dict(self.named_buffers()))
+        for key, value in weights.items():
+            _put(state[key.replace("/", ".")], value)
+
+
+# --- core -----------------------------------------------------------------------------------------
+class Dense(KerasLayer, nn.Linear):
+    def __init__(self, in_features: int, a: dict):
+        super().__init__(in_features, a["units"], bias=a["use_bias"])
+        self.act = a["activation"]
+
+    def forward(self, x):
+        return activation(self.act)(F.linear(x, self.weight, self.bias))
+
+    def keras_weights(self):
+        out = {"kernel": _np(self.weight.T)}
+        if self.bias is not None:
+            out["bias"] = _np(self.bias)
+        return out
+
+    def load_keras_weights(self, w):
+        _put(self.weight, np.asarray(w["kernel"]).T)
+        if self.bias is not None:
+            _put(self.bias, w["bias"])
+
+
+class Embedding(KerasLayer, nn.Embedding):
+    def __init__(self, a: dict):
+        super().__init__(a["input_dim"], a["output_dim"])
+
+    def forward(self, x):
+        return F.embedding(x.long(), self.weight)
+
+    def keras_weights(self):
+        return {"embeddings": _np(self.weight)}
+
+    def load_keras_weights(self, w):
+        _put(self.weight, w["embeddings"])
+
+
+class Lambda(KerasLayer, nn.Module):
+    """A parameterless layer: a named function of its inputs."""
+
+    def __init__(self, fn, description: str):
+        super().__init__()
+        self.fn = fn
+        self.description = description
+
+    def forward(self, *xs):
+        return self.fn(*xs)
+
+    def extra_repr(self) -> str:
+        return self.description
+
+
+class Flatten(KerasLayer, nn.Module):
+    def forward(self, x):
+        return x.reshape(x.shape[0], -1)  # channels-last: H, W, C order, as Keras
+
+
+class Reshape(KerasLayer, nn.Module):
+    def __init__(self, target_shape):
+        super().__init__()
+        self.target_shape = tuple(target_shape)
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], *self.target_shape)
+
+    def extra_repr(self):
+        return f"target_shape={self.target_shape}"
+
+
+class Permute(KerasLayer, nn.Module):
+    def __init__(self, dims):
+        super().__init__()
+        self.dims = (0, *dims)
+
+    def forward(self, x):
+        return x.permute(*self.dims)
+
+    def extra_repr(self):
+        return f"dims={self.dims[1:]}"
+
+
+class Dropout(KerasLayer, nn.Dropout):
+    pass
+
+
+class SpatialDropout2D(KerasLayer, nn.Dropout2d):
+    def forward(self, x):  # drop whole channels of (N, H, W, C)
+        return _last(F.dropout2d(_first(x), self.p, self.training))
+
+
+class UpSampling2D(KerasLayer, nn.Module):
+    def __init__(self, a: dict):
+        super().__init__()
+        self.size = as_tuple(a["size"], 2)
+        self.interpolation = a["interpolation"]
+
+    def forward(self, x):
+        if self.interpolation == "nearest":
+            return x.repeat_interleave(self.size[0], dim=1).repeat_interleave(self.size[1], dim=2)
+        y = F.interpolate(_first(x), scale_factor=self.size, mode="bilinear", align_corners=False)
+        return _last(y)
+
+    def extra_repr(self):
+        return f"size={self.size}, interpolation={self.interpolation}"
+
+
+class ZeroPadding2D(KerasLayer, nn.Module):
+    def __init__(self, padding):
+        super().__init__()
+        (t, b), (lft, r) = normalize_padding2d(padding)
+        self.pads = (0, 0, lft, r, t, b)  # C, W, H of channels-last
+
+    def forward(self, x):
+        return F.pad(x, self.pads)
+
+    def extra_repr(self):
+        return f"pads(C,W,H)={self.pads}"
+
+
+# --- convolutions ---------------------------------------------------------------------------------
+class _ConvMixin:
+    n = 2
+    padding_mode_keras = "valid"
+
+    def _pad(self, x):
+        """x is channels-first; applies TensorFlow's 'same' padding explicitly."""
+        if self.padding_mode_keras != "same":
+            return x
+        return F.pad(x, _same_pads(x.shape[2:], self.kernel_size, self.stride, self.dilation))
+
+
+class Conv(_ConvMixin, KerasLayer, nn.Module):
+    """Conv1D / Conv2D (groups and dilation as Keras); kernel stored torch-style (out, in/g, *k)."""
+
+    def __init__(self, n: int, cin: int, a: dict):
+        super().__init__()
+        self.n = n
+        conv = nn.Conv1d if n == 1 else nn.Conv2d
+        self.kernel_size = as_tuple(a["kernel_size"], n)
+        self.stride = as_tuple(a["strides"], n)
+        self.dilation = as_tuple(a.get("dilation_rate", 1), n)
+        self.groups = a.get("groups", 1)
+        self.padding_mode_keras = a["padding"]
+        self.act = a["activation"]
+        self.conv = conv(cin, a["filters"], self.kernel_size, self.stride, 0, self.dilation, self.groups, a["use_bias"])
+
+    def forward(self, x):
+        y = self.conv(self._pad(_first(x)))
+        return activation(self.act)(_last(y))
+
+    def keras_weights(self):
+        # torch (out, in/g, *k) -> Keras (*k, in/g, out)
+        order = (2, 1, 0) if self.n == 1 else (2, 3, 1, 0)
+        out = {"kernel": _np(self.conv.weight.permute(*order))}
+        if self.conv.bias is not None:
+            out["bias"] = _np(self.conv.bias)
+        return out
+
+    def load_keras_weights(self, w):
+        order = (2, 1, 0) if self.n == 1 else (3, 2, 0, 1)
+        _put(self.conv.weight, np.transpose(np.asarray(w["kernel"]), order))
+        if self.conv.bias is not None:
+            _put(self.conv.bias, w["bias"])
+
+
+class DepthwiseConv2D(_ConvMixin, KerasLayer, nn.Module):
+    def __init__(self, cin: int, a: dict):
+        super().__init__()
+        self.kernel_size = as_tuple(a["kernel_size"], 2)
+        self.stride = as_tuple(a["strides"], 2)
+        self.dilation = as_tuple(a["dilation_rate"], 2)
+        self.padding_mode_keras = a["padding"]
+        self.act = a["activation"]
+        self.cin, self.dm = cin, a["depth_multiplier"]
+        self.conv = nn.Conv2d(cin, cin * self.dm, self.kernel_size, self.stride, 0, self.dilation, cin, a["use_bias"])
+
+    def forward(self, x):
+        return activation(self.act)(_last(self.conv(self._pad(_first(x)))))
+
+    def keras_weights(self):
+        kh, kw = self.kernel_size
+        # torch (cin*dm, 1, kh, kw), channel c*dm+m  ->  Keras (kh, kw, cin, dm)
+        k = self.conv.weight[:, 0].permute(1, 2, 0).reshape(kh, kw, self.cin, self.dm)
+        out = {"kernel": _np(k)}
+        if self.conv.bias is not None:
+            out["bias"] = _np(self.conv.bias)
+        return out
+
+    def load_keras_weights(self, w):
+        kh, kw = self.kernel_size
+        k = np.asarray(w["kernel"]).reshape(kh, kw, self.cin * self.dm).transpose(2, 0, 1)[:, None]
+        _put(self.conv.weight, k)
+        if self.conv.bias is not None:
+            _put(self.conv.bias, w["bias"])
+
+
+class SeparableConv2D(_ConvMixin, KerasLayer, nn.Module):
+    """Depthwise conv (no bias) then 1x1 pointwise conv (with bias): Keras's one-bias variant."""
+
+    def __init__(self, cin: int, a: dict):
+        super().__init__()
+        self.kernel_size = as_tuple(a["kernel_size"], 2)
+        self.stride = as_tuple(a["strides"], 2)
+        self.dilation = as_tuple(a["dilation_rate"], 2)
+        self.padding_mode_keras = a["padding"]
+        self.act = a["activation"]
+        self.cin, self.dm = cin, a["depth_multiplier"]
+        mid = cin * self.dm
+        self.depthwise = nn.Conv2d(cin, mid, self.kernel_size, self.stride, 0, self.dilation, cin, bias=False)
+        self.pointwise = nn.Conv2d(mid, a["filters"], 1, bias=a["use_bias"])
+
+    def forward(self, x):
+        y = self.pointwise(self.depthwise(self._pad(_first(x))))
+        return activation(self.act)(_last(y))
+
+    def keras_weights(self):
+        kh, kw = self.kernel_size
+        d = self.depthwise.weight[:, 0].permute(1, 2, 0).reshape(kh, kw, self.cin, self.dm)
+        out = {"depthwise_kernel": _np(d), "pointwise_kernel": _np(self.pointwise.weight.permute(2, 3, 1, 0))}
+        if self.pointwise.bias is not None:
+            out["bias"] = _np(self.pointwise.bias)
+        return out
+
+    def load_keras_weights(self, w):
+        kh, kw = self.kernel_size
+        d = np.asarray(w["depthwise_kernel"]).reshape(kh, kw, self.cin * self.dm).transpose(2, 0, 1)[:, None]
+        _put(self.depthwise.weight, d)
+        _put(self.pointwise.weight, np.transpose(np.asarray(w["pointwise_kernel"]), (3, 2, 0, 1)))
+        if self.pointwise.bias is not None:
+            _put(self.pointwise.bias, w["bias"])
+
+
+class Conv2DTranspose(KerasLayer, nn.Module):
+    """Transposed conv with Keras's output size and TensorFlow's alignment.
+
+    The full transposed convolution is computed without padding, then cropped (or zero-extended)
+    to Keras's output length, starting where TensorFlow's 'same'/'valid' padding puts it; the bias
+    is added last so zero-extended rows get the bias, as in TensorFlow.
+    """
+
+    def __init__(self, cin: int, a: dict):
+        super().__init__()
+        self.kernel_size = as_tuple(a["kernel_size"], 2)
+        self.stride = as_tuple(a["strides"], 2)
+        self.padding_mode_keras = a["padding"]
+        op = a.get("output_padding")
+        self.output_padding = as_tuple(op, 2) if op is not None else None
+        self.act = a["activation"]
+        self.deconv = nn.ConvTranspose2d(cin, a["filters"], self.kernel_size, self.stride, bias=a["use_bias"])
+
+    def forward(self, x):
+        y = F.conv_transpose2d(_first(x), self.deconv.weight, None, self.stride)
+        for axis in range(2):
+            length, k, s = int(x.shape[1 + axis]), self.kernel_size[axis], self.stride[axis]
+            op = self.output_padding[axis] if self.output_padding is not None else None
+            out = deconv_output_length(length, k, s, self.padding_mode_keras, op)
+            full = (length - 1) * s + k
+            before = max((length - 1) * s + k - out, 0) // 2 if self.padding_mode_keras == "same" else 0
+            dim = 2 + axis
+            y = y.narrow(dim, before, min(out, full - before))
+            short = out - (full - before)
+            if short > 0:
+                pad = [0, 0, 0, 0]
+                pad[(1 - axis) * 2 + 1] = short
+                y = F.pad(y, pad)
+        if self.deconv.bias is not None:
+            y = y + self.deconv.bias.view(1, -1, 1, 1)
+        return activation(self.act)(_last(y))
+
+    def keras_weights(self):
+        # torch (in, out, kh, kw) -> Keras (kh, kw, out, in)
+        out = {"kernel": _np(self.deconv.weight.permute(2, 3, 1, 0))}
+        if self.deconv.bias is not None:
+            out["bias"] = _np(self.deconv.bias)
+        return out
+
+    def load_keras_weights(self, w):
+        _put(self.deconv.weight, np.transpose(np.asarray(w["kernel"]), (3, 2, 0, 1)))
+        if self.deconv.bias is not None:
+            _put(self.deconv.bias, w["bias"])
+
+
+# --- pooling --------------------------------------------------------------------------------------
+class Pool(KerasLayer, nn.Module):
+    """Max/average pooling with TensorFlow 'same' padding (max ignores padding; average excludes it)."""
+
+    def __init__(self, n: int, kind: str, a: dict):
+        super().__init__()
+        self.n, self.kind, self.padding = n, kind, a["padding"]
+        self.pool = as_tuple(a["pool_size"], n)
+        self.stride = as_tuple(a["strides"] if a.get("strides") is not None else a["pool_size"], n)
+
+    def forward(self, x):
+        y = _first(x)
+        fn = {(1, "max"): F.max_pool1d, (2, "max"): F.max_pool2d, (1, "avg"): F.avg_pool1d, (2, "avg"): F.avg_pool2d}
+        pool = fn[(self.n, self.kind)]
+        if self.padding == "same":
+            pads = _same_pads(y.shape[2:], self.pool, self.stride, (1,) * self.n)
+            if self.kind == "max":
+                y = pool(F.pad(y, pads, value=float("-inf")), self.pool, self.stride)
+            else:
+                ones = torch.ones_like(y[:1, :1])
+                total = pool(F.pad(y, pads), self.pool, self.stride)
+                count = pool(F.pad(ones, pads), self.pool, self.stride)
+                y = total / count
+        else:
+            y = pool(y, self.pool, self.stride)
+        return _last(y)
+
+    def extra_repr(self):
+        return f"{self.kind}, pool_size={self.pool}, strides={self.stride}, padding={self.padding}"
+
+
+class GlobalPool(KerasLayer, nn.Module):
+    def __init__(self, kind: str, keepdims: bool):
+        super().__init__()
+        self.kind, self.keepdims = kind, keepdims
+
+    def forward(self, x):
+        dims = tuple(range(1, x.dim() - 1))
+        if self.kind == "max":
+            return torch.amax(x, dim=dims, keepdim=self.keepdims)
+        return torch.mean(x, dim=dims, keepdim=self.keepdims)
+
+    def extra_repr(self):
+        return f"{self.kind}, keepdims={self.keepdims}"
+
+
+# --- normalisation --------------------------------------------------------------------------------
+class BatchNorm(KerasLayer, nn.Module):
+    """Keras's BatchNormalization: biased batch variance in the moving average, momentum as Keras means it.
+
+    Parameters ``gamma``/``beta`` and buffers ``moving_mean``/``moving_variance`` keep Keras's names.
+    Training mode (``model.train()``) normalises with batch statistics and updates the moving
+    averages; a frozen layer (``trainable: false``) always runs in inference mode, as in Keras.
+    """
+
+    def __init__(self, channels: int, a: dict):
+        super().__init__()
+        self.axis, self.momentum, self.epsilon = a["axis"], a["momentum"], a["epsilon"]
+        self.gamma = nn.Parameter(torch.ones(channels)) if a["scale"] else None
+        self.beta = nn.Parameter(torch.zeros(channels)) if a["center"] else None
+        self.register_buffer("moving_mean", torch.zeros(channels))
+        self.register_buffer("moving_variance", torch.ones(channels))
+
+    def forward(self, x):
+        axis = self.axis % x.dim()
+        shape = [1] * x.dim()
+        shape[axis] = -1
+        if self.training and not self.frozen:
+            dims = [d for d in range(x.dim()) if d != axis]
+            mean = x.mean(dim=dims)
+            var = x.var(dim=dims, unbiased=False)
+            with torch.no_grad():
+                m = self.momentum
+                self.moving_mean.mul_(m).add_(mean.detach() * (1.0 - m))
+                self.moving_variance.mul_(m).add_(var.detach() * (1.0 - m))
+        else:
+            mean, var = self.moving_mean, self.moving_variance
+        inv = torch.rsqrt(var + self.epsilon)
+        if self.gamma is not None:
+            inv = inv * self.gamma
+        offset = -mean * inv
+        if self.beta is not None:
+            offset = offset + self.beta
+        return x * inv.view(shape) + offset.view(shape)
+
+    def extra_repr(self):
+        return f"axis={self.axis}, momentum={self.momentum} (Keras meaning), epsilon={self.epsilon}"
+
+
+class LayerNorm(KerasLayer, nn.Module):
+    def __init__(self, channels: int, a: dict):
+        super().__init__()
+        self.axis, self.epsilon = a["axis"], a["epsilon"]
+        self.gamma = nn.Parameter(torch.ones(channels)) if a["scale"] else None
+        self.beta = nn.Parameter(torch.zeros(channels)) if a["center"] else None
+
+    def forward(self, x):
+        y = x.movedim(self.axis, -1)
+        y = F.layer_norm(y, y.shape[-1:], self.gamma, self.beta, self.epsilon)
+        return y.movedim(-1, self.axis)
+
+    def extra_repr(self):
+        return f"axis={self.axis}, epsilon={self.epsilon}"
+
+
+# --- recurrent ------------------------------------------------------------------------------------
+class Recurrent(KerasLayer, nn.Module):
+    """SimpleRNN, LSTM and GRU (both reset_after variants) exactly as Keras computes them.
+
+    Parameters keep Keras's layout and gate order: ``kernel`` (F, g*u), ``recurrent_kernel``
+    (u, g*u) and one ``bias`` (g*u,) - or (2, 3u) for GRU reset_after - with gates i, f, c, o (LSTM)
+    and z, r, h (GRU). Input dropout uses one mask for all steps, as Keras's cells do.
+    """
+
+    def __init__(self, kind: str, features: int, a: dict):
+        super().__init__()
+        self.kind = kind
+        gates = {"simple_rnn": 1, "lstm": 4, "gru": 3}[kind]
+        u = self.units = a["units"]
+        self.act = a["activation"]
+        self.recurrent_act = a.get("recurrent_activation", "sigmoid")
+        self.return_sequences, self.go_backwards = a["return_sequences"], a["go_backwards"]
+        self.reset_after = a.get("reset_after", True)
+        self.dropout = a["dropout"]
+        self.kernel = nn.Parameter(torch.empty(features, gates * u))
+        self.recurrent_kernel = nn.Parameter(torch.empty(u, gates * u))
+        if a["use_bias"]:
+            shape = (2, 3 * u) if kind == "gru" and self.reset_after else (gates * u,)
+            self.bias = nn.Parameter(torch.zeros(shape))
+        else:
+            self.bias = None
+
+    def forward(self, x):
+        if self.go_backwards:
+            x = x.flip(1)
+        if self.training and self.dropout > 0:
+            mask = torch.bernoulli(torch.full_like(x[:, 0], 1.0 - self.dropout)) / (1.0 - self.dropout)
+            x = x * mask.unsqueeze(1)
+        act, ract = activation(self.act), activation(self.recurrent_act)
+        u = self.units
+        bias, rbias = self.bias, None
+        if self.bias is not None and self.kind == "gru" and self.reset_after:
+            bias, rbias = self.bias[0], self.bias[1]
+        xs = x @ self.kernel
+        if bias is not None:
+            xs = xs + bias
+        h = x.new_zeros(x.shape[0], u)
+        c = x.new_zeros(x.shape[0], u)
+        outputs = []
+        for t in range(x.shape[1]):
+            xt = xs[:, t]
+            if self.kind == "simple_rnn":
+                h = act(xt + h @ self.recurrent_kernel)
+            elif self.kind == "lstm":
+                z = xt + h @ self.recurrent_kernel
+                i, f, cc, o = z[:, :u], z[:, u : 2 * u], z[:, 2 * u : 3 * u], z[:, 3 * u :]
+                c = ract(f) * c + ract(i) * act(cc)
+                h = ract(o) * act(c)
+            elif self.reset_after:
+                rec = h @ self.recurrent_kernel
+                if rbias is not None:
+                    rec = rec + rbias
+                z = ract(xt[:, :u] + rec[:, :u])
+                r = ract(xt[:, u : 2 * u] + rec[:, u : 2 * u])
+                hh = act(xt[:, 2 * u :] + r * rec[:, 2 * u :])
+                h = z * h + (1.0 - z) * hh
+            else:
+                rk = self.recurrent_kernel
+                z = ract(xt[:, :u] + h @ rk[:, :u])
+                r = ract(xt[:, u : 2 * u] + h @ rk[:, u : 2 * u])
+                hh = act(xt[:, 2 * u :] + (r * h) @ rk[:, 2 * u :])
+                h = z * h + (1.0 - z) * hh
+            if self.return_sequences:
+                outputs.append(h)
+        return torch.stack(outputs, dim=1) if self.return_sequences else h
+
+    def extra_repr(self):
+        extra = f", reset_after={self.reset_after}" if self.kind == "gru" else ""
+        return f"{self.kind}, units={self.units}, return_sequences={self.return_sequences}{extra}"
+
+
+# --- attention ------------------------------------------------------------------------------------
+class _Projection(KerasLayer, nn.Module):
+    """One of MultiHeadAttention's einsum projections, Keras layout: kernel (in, heads, dim)."""
+
+    def __init__(self, kernel_shape, bias_shape):
+        super().__init__()
+        self.kernel = nn.Parameter(torch.empty(kernel_shape))
+        self.bias = nn.Parameter(torch.zeros(bias_shape)) if bias_shape is not None else None
+
+
+class MultiHeadAttention(KerasLayer, nn.Module):
+    """Keras's MultiHeadAttention: query/key/value/attention_output projections in Keras's layout."""
+
+    def __init__(self, dq: int, dv: int, dk: int, a: dict):
+        super().__init__()
+        h, kd = a["num_heads"], a["key_dim"]
+        vd = a.get("value_dim") or kd
+        b = a["use_bias"]
+        self.key_dim, self.dropout = kd, a["dropout"]
+        self.query = _Projection((dq, h, kd), (h, kd) if b else None)
+        self.key = _Projection((dk, h, kd), (h, kd) if b else None)
+        self.value = _Projection((dv, h, vd), (h, vd) if b else None)
+        self.attention_output = _Projection((h, vd, dq), (dq,) if b else None)
+
+    @staticmethod
+    def _project(p: _Projection, x, equation: str):
+        y = torch.einsum(equation, x, p.kernel)
+        return y + p.bias if p.bias is not None else y
+
+    def forward(self, query, value=None, key=None):
+        value = query if value is None else value
+        key = value if key is None else key
+        q = self._project(self.query, query, "btd,dhk->bthk") * (1.0 / math.sqrt(self.key_dim))
+        k = self._project(self.key, key, "bsd,dhk->bshk")
+        v = self._project(self.value, value, "bsd,dhk->bshk")
+        scores = torch.einsum("bshk,bthk->bhts", k, q)
+        weights = F.softmax(scores, dim=-1)
+        weights = F.dropout(weights, self.dropout, self.training)
+        context = torch.einsum("bhts,bshk->bthk", weights, v)
+        return self._project(self.attention_output, context, "bthk,hkd->btd")
