@@ -164,8 +164,7 @@ def _property_names(v, sub, instance, schema, path):
     if isinstance(instance, dict):
         for key in instance:
             for err in v.iter_errors(key, sub, path):
-                err.absolute_path = (*path, key)
-                err.validator = "propertyNames"
+                err.absolute_path = (*path, key)  # located at the key itself
                 yield err
 
 
