@@ -1,0 +1,160 @@
+"""The PyTorch backend: a spec compiled to a plain ``torch.nn.Module``.
+
+The model takes and returns the spec's channels-last tensors (N, H, W, C), so weights moved from
+or to Keras give the same outputs. Layers live in ``model.layers`` (an ``nn.ModuleDict`` keyed by
+nnspec node names). One head returns a tensor; several return ``{head name: tensor}``.
+Inputs are passed positionally in the spec's input order, as keyword arguments, or as one dict.
+
+``model.regularization_loss()`` is exactly the penalty Keras adds to the loss for the same spec:
+weight penalties of trainable layers plus activity penalties (divided by the batch size, as
+Keras 3 does) recorded in the latest forward pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from nnspec.backends.common import (
+    activity_regularizer,
+    backend_error,
+    check_weights,
+    initial_weights,
+    node_params,
+    param_regularizers,
+)
+from nnspec.backends.torch.builders import BUILDERS, torch_path
+from nnspec.backends.torch.layers import KerasLayer
+
+__all__ = ["BUILDERS", "SpecModel", "build", "get_weights", "set_weights"]
+
+
+class SpecModel(nn.Module):
+    """A spec's graph evaluated in order; ``layers[name]`` is the module of node ``name``."""
+
+    def __init__(self, spec, layers: dict[str, nn.Module]):
+        super().__init__()
+        graph = spec.graph
+        self.spec_name = spec.name
+        self.input_names = list(graph.inputs)
+        self.heads = dict(graph.heads)
+        self.steps = [(n.name, list(n.inputs)) for n in graph.nodes.values() if not n.is_input]
+        self.layers = nn.ModuleDict(layers)
+        self.activity = {n.name: f for n in graph.nodes.values() if (f := activity_regularizer(n)) and n.name in layers}
+        self.penalties = [
+            (n.name, torch_path(n.type, p), l1, l2)
+            for n in graph.nodes.values()
+            if n.trainable and not n.is_input
+            for p, (l1, l2) in param_regularizers(spec, n).items()
+        ]
+        self._activity_losses: list[torch.Tensor] = []
+
+    def _gather_inputs(self, args, kwargs) -> dict:
+        if len(args) == 1 and isinstance(args[0], dict) and not kwargs:
+            given = dict(args[0])
+        else:
+            if len(args) > len(self.input_names):
+                raise TypeError(f"{self.spec_name} takes {len(self.input_names)} inputs, got {len(args)}")
+            given = dict(zip(self.input_names, args))
+            given.update(kwargs)
+        missing = [n for n in self.input_names if n not in given]
+        if missing:
+            raise TypeError(f"{self.spec_name} is missing input(s): {', '.join(missing)}")
+        return given
+
+    def forward(self, *args, **kwargs):
+        values = self._gather_inputs(args, kwargs)
+        self._activity_losses = []
+        for name, inputs in self.steps:
+            y = self.layers[name](*[values[i] for i in inputs])
+            if name in self.activity:
+                l1, l2 = self.activity[name]
+                self._activity_losses.append(_penalty(y, l1, l2) / y.shape[0])
+            values[name] = y
+        if len(self.heads) == 1:
+            return values[next(iter(self.heads.values()))]
+        return {head: values[node] for head, node in self.heads.items()}
+
+    def regularization_loss(self) -> torch.Tensor:
+        """The penalty Keras adds to the loss: weight regularisers + latest activity regularisers."""
+        total = torch.zeros(())
+        for layer, path, l1, l2 in self.penalties:
+            total = total + _penalty(self.layers[layer].get_parameter(path), l1, l2)
+        for loss in self._activity_losses:
+            total = total + loss
+        return total
+
+
+def _penalty(x: torch.Tensor, l1: float, l2: float) -> torch.Tensor:
+    out = torch.zeros((), dtype=x.dtype)
+    if l1:
+        out = out + l1 * x.abs().sum()
+    if l2:
+        out = out + l2 * x.square().sum()
+    return out
+
+
+def _refuse(spec) -> None:
+    for node in spec.graph.nodes.values():
+        if node.type == "embedding" and node.attrs.get("mask_zero"):
+            raise backend_error(
+                spec, node,
+                "embedding mask_zero: true cannot be built identically in torch (Keras propagates the mask "
+                "into later layers, which skip masked steps)",
+                attr="mask_zero",
+                hint="set mask_zero: false, or build this spec with backend='keras'",
+            )
+        if node.type not in BUILDERS and not node.is_input:
+            raise backend_error(spec, node, f"the torch backend has no builder for layer type `{node.type}`")
+
+
+def build(spec, seed: int | None = None) -> SpecModel:
+    """Compile a loaded spec to a torch module, initialised as Keras initialises it.
+
+    ``seed`` makes the build repeatable (and equal to a Keras build with the same seed); without it
+    the initial weights come from torch's global generator (so ``torch.manual_seed`` applies).
+    """
+    from nnspec.api import load
+
+    spec = load(spec)
+    _refuse(spec)
+    shapes = {name: info.output_shape for name, info in spec.analysis.nodes.items()}
+    modules: dict[str, nn.Module] = {}
+    for node in spec.graph.nodes.values():
+        if node.is_input:
+            continue
+        module = BUILDERS[node.type](node, [shapes[i] for i in node.inputs])
+        module.frozen = not node.trainable
+        if not node.trainable:
+            module.requires_grad_(False)
+        modules[node.name] = module
+    model = SpecModel(spec, modules)
+    if seed is None:
+        seed = int(torch.randint(0, 2**31 - 1, ()).item())
+    set_weights(model, spec, initial_weights(spec, seed))
+    return model
+
+
+def get_weights(model: SpecModel, spec) -> dict[str, np.ndarray]:
+    """Every parameter as ``{"<layer>/<param>": array}`` in the catalog's (Keras's) layout."""
+    out: dict[str, np.ndarray] = {}
+    for node in spec.graph.nodes.values():
+        if node.is_input:
+            continue
+        module: KerasLayer = model.layers[node.name]
+        have = module.keras_weights()
+        for p in node_params(spec, node.name):
+            out[f"{node.name}/{p.name}"] = have[p.name]
+    return out
+
+
+def set_weights(model: SpecModel, spec, weights: dict[str, np.ndarray]) -> None:
+    """Load ``{"<layer>/<param>": array}`` (Keras layout); shapes and keys are checked first."""
+    check_weights(spec, weights)
+    for node in spec.graph.nodes.values():
+        if node.is_input:
+            continue
+        mine = {p.name: weights[f"{node.name}/{p.name}"] for p in node_params(spec, node.name)}
+        if mine:
+            model.layers[node.name].load_keras_weights(mine)
