@@ -175,7 +175,7 @@ def key_attributes(layer_type: str, attrs: dict) -> str:
             if value != default:
                 parts.append(str(value))
         elif key == "units":
-            parts.append(f"{value} units")
+            parts.append(f"{value} unit{'s' if value != 1 else ''}")
         elif key == "rate":
             parts.append(f"rate {value}")
         elif key in ("shape", "target_shape", "dims"):

@@ -152,8 +152,9 @@ def _translate(err, src, data_base, shown_base, rel, subject):
         yield src.diagnostic(data_path, f"{where} must not be empty", "missing", shown_path=shown)
         return
     if kw == "pattern":
-        yield src.diagnostic(data_path, f"{where} {_describe(value)} is not a valid name (letters, digits, _ . -)",
-                             "value", shown_path=shown)
+        is_key = bool(rel) and value == rel[-1]
+        yield src.diagnostic(data_path, f"{_describe(value)} is not a valid name: use letters, digits and _, "
+                             "starting with a letter", "value", key=is_key, shown_path=shown)
         return
     yield src.diagnostic(data_path, f"{where}: {err.message}", "value", shown_path=shown)
 
