@@ -125,7 +125,7 @@ def test_blocks_level_draws_one_box_per_section(path, loaded):
         label = nodes[section][0]
         assert f"{len(names)} layer" in label
         assert (f"{params:,} param" in label) or (params == 0 and "no params" in label)
-        assert " in (" in label and " out (" in label.replace("out (", " out (")
+        assert '">in (' in label and '">out (' in label
     # every box is connected and every connection carries a shape
     connected = {e[0] for e in edges} | {e[1] for e in edges}
     assert set(graph.inputs) | sections <= connected

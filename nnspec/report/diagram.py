@@ -321,7 +321,7 @@ def _build_layers(spec, diagram: Diagram, expand: bool, max_nodes: int) -> None:
     # 1. Repeated block uses: map every repetition's node onto the first repetition's node.
     rep_of: dict[str, str] = {n: n for n in graph.nodes}
     use_of: dict[str, tuple[int, int]] = {}  # node -> (use index, repetition index) for folded uses
-    uses = [u for u in _block_uses(graph)]
+    uses = _block_uses(graph)
     folded_uses = [] if expand else [u for u in uses if _foldable(graph, u)]
     for ui, use in enumerate(folded_uses):
         for r, rep in enumerate(use.reps):
@@ -332,13 +332,13 @@ def _build_layers(spec, diagram: Diagram, expand: bool, max_nodes: int) -> None:
     drawn = [n for n in graph.nodes if rep_of[n] == n]
 
     # 2. Edges between drawn nodes (cross-repetition edges become one dashed "xN" back edge).
-    raw_edges: list[tuple[str, str, str]] = []  # (src, dst, original producer)
+    raw_edges: list[tuple[str, str, str, str]] = []  # (src, dst, original producer, original consumer)
     for node in graph.nodes.values():
         for producer in node.inputs:
             a, b = use_of.get(producer), use_of.get(node.name)
             if a and b and a[0] == b[0] and a[1] != b[1]:
                 continue
-            raw_edges.append((rep_of[producer], rep_of[node.name], producer))
+            raw_edges.append((rep_of[producer], rep_of[node.name], producer, node.name))
 
     # 3. Large specs: fold long plain chains into one node.
     fold_of: dict[str, str] = {}
@@ -392,12 +392,12 @@ def _build_layers(spec, diagram: Diagram, expand: bool, max_nodes: int) -> None:
 
     # 6. Edges, after folding; one back edge per folded repeated use.
     seen: set[tuple[str, str]] = set()
-    for src, dst, producer in raw_edges:
+    for src, dst, producer, consumer in raw_edges:
         src, dst = fold_of.get(src, src), fold_of.get(dst, dst)
         if src == dst:
             continue
-        merged = src != producer or dst in folds or (src, dst) in seen
-        if merged and (src, dst) in seen:
+        # an edge drawn on behalf of folded layers is drawn once; the graph's own edges all are
+        if (src, dst) in seen and (src, dst) != (producer, consumer):
             continue
         seen.add((src, dst))
         diagram.edges.append(DrawnEdge(src, dst, _shape_label(infos[producer].output_shape)))
@@ -434,11 +434,11 @@ def _layer_node(spec, node, stands_for: list[str], total: int, cluster: str | No
     return DrawnNode(node.name, _label(node.name, cls.keras_class, lines), attrs, cluster, layers=tuple(stands_for))
 
 
-def _fold_runs(graph, drawn: list[str], edges: list[tuple[str, str, str]]):
+def _fold_runs(graph, drawn: list[str], edges: list[tuple[str, str, str, str]]):
     """Fold maximal chains (one reader, one producer, same section, not in a block) of MIN_FOLD_RUN+."""
     ins: dict[str, set[str]] = {n: set() for n in drawn}
     outs: dict[str, set[str]] = {n: set() for n in drawn}
-    for src, dst, _ in edges:
+    for src, dst, _, _ in edges:
         if src != dst:
             ins[dst].add(src)
             outs[src].add(dst)
@@ -471,7 +471,7 @@ def _fold_runs(graph, drawn: list[str], edges: list[tuple[str, str, str]]):
         runs.append(current)
     fold_of: dict[str, str] = {}
     folds: dict[str, list[str]] = {}
-    for i, run in enumerate(runs):
+    for run in runs:
         fold_id = f"fold:{run[0]}..{run[-1]}"
         folds[fold_id] = run
         for name in run:
