@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import socket
 import sys
 import urllib.error
 import urllib.request
@@ -84,7 +83,7 @@ def download(
             except urllib.error.HTTPError as exc:
                 failures.append(f"{url}: HTTP {exc.code}")
                 break  # a 404 does not get better by asking again
-            except (urllib.error.URLError, http.client.HTTPException, ConnectionError, socket.timeout, TimeoutError, OSError) as exc:
+            except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, OSError) as exc:
                 reason = getattr(exc, "reason", None) or exc.__class__.__name__
                 failures.append(f"{url}: {reason}")
                 continue  # interrupted: resume from the partial file

@@ -17,7 +17,9 @@ CODE = "data"
 class DataError(SpecError):
     """A data file or data setting is unusable. ``str(err)`` is a one-line message plus a hint."""
 
-    def __init__(self, message: str, *, file: str | os.PathLike = "", hint: str = "", diagnostic: Diagnostic | None = None):
+    def __init__(
+        self, message: str, *, file: str | os.PathLike = "", hint: str = "", diagnostic: Diagnostic | None = None
+    ):
         if diagnostic is None:
             diagnostic = Diagnostic(file=str(file), code=CODE, message=message, hint=hint)
         self.message = diagnostic.message

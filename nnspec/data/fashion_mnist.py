@@ -220,7 +220,10 @@ def load(
         if x.shape[1:] != IMAGE_SHAPE[:2]:
             raise DataError(f"{files[images].name} holds {x.shape[1:]} images, not 28x28", file=str(files[images]))
         if y.size and int(y.max()) >= len(CLASS_NAMES):
-            raise DataError(f"{files[labels].name} has label {int(y.max())}; Fashion-MNIST has 10 classes (0-9)", file=str(files[labels]))
+            raise DataError(
+                f"{files[labels].name} has label {int(y.max())}; Fashion-MNIST has 10 classes (0-9)",
+                file=str(files[labels]),
+            )
     result = (arrays[TRAIN_IMAGES], arrays[TRAIN_LABELS], arrays[TEST_IMAGES], arrays[TEST_LABELS])
     _MEMO.clear()  # keep one data set in memory, not one per location
     _MEMO[key] = result

@@ -53,7 +53,9 @@ def md5_hex(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
-def decode_idx(data: bytes, source: str = "<bytes>", *, ndim: int | None = None, count: int | None = None) -> np.ndarray:
+def decode_idx(
+    data: bytes, source: str = "<bytes>", *, ndim: int | None = None, count: int | None = None
+) -> np.ndarray:
     """Parse IDX bytes into a read-only array; ``ndim``/``count`` are checked when given."""
     name = os.path.basename(source)
     fix = "the file is not an IDX file or is damaged; delete it and load again, or reinstall the data set"

@@ -86,7 +86,12 @@ def _rotation_head(spec, cfg: dict, head_losses: dict[str, str]) -> str | None:
     target = rot.get("target")
     if target is False:
         if head:
-            raise spec_error(spec, ("data", "rotate", "head"), "rotate.head names a head but rotate.target is false", hint="drop one of them")
+            raise spec_error(
+                spec,
+                ("data", "rotate", "head"),
+                "rotate.head names a head but rotate.target is false",
+                hint="drop one of them",
+            )
         return None
     if head is None and not target:
         return None  # no target asked: rotation is augmentation
@@ -94,7 +99,10 @@ def _rotation_head(spec, cfg: dict, head_losses: dict[str, str]) -> str | None:
     if head is not None:
         if head not in head_losses:
             raise spec_error(
-                spec, ("data", "rotate", "head"), f"rotate.head {head!r} is not a head of the spec", hint=f"heads: {', '.join(heads)}"
+                spec,
+                ("data", "rotate", "head"),
+                f"rotate.head {head!r} is not a head of the spec",
+                hint=f"heads: {', '.join(heads)}",
             )
     elif len(heads) == 1:
         head = heads[0]
@@ -102,7 +110,10 @@ def _rotation_head(spec, cfg: dict, head_losses: dict[str, str]) -> str | None:
         regression = [h for h in heads if head_losses[h] in REGRESSION_LOSSES]
         if len(regression) != 1:
             raise spec_error(
-                spec, ("data", "rotate"), "the spec has several heads: say which one receives the angle", hint="set rotate.head"
+                spec,
+                ("data", "rotate"),
+                "the spec has several heads: say which one receives the angle",
+                hint="set rotate.head",
             )
         head = regression[0]
     if head_losses[head] not in REGRESSION_LOSSES:
@@ -140,7 +151,10 @@ def _image_geometry(spec, cfg: dict, inputs: dict[str, tuple]) -> tuple[tuple[in
             if shape[0] % pixels == 0:
                 return size, shape[0] // pixels
     raise spec_error(
-        spec, ("data",), "cannot tell the image size from the spec's inputs", hint="set data.image_size: [H, W] (or give the input a [H, W, C] shape)"
+        spec,
+        ("data",),
+        "cannot tell the image size from the spec's inputs",
+        hint="set data.image_size: [H, W] (or give the input a [H, W, C] shape)",
     )
 
 
@@ -156,12 +170,24 @@ def _read(spec, cfg: dict, inputs: dict[str, tuple]) -> RawData:
         else:
             dataset = {".npz": "npz", ".csv": "csv"}.get(pathlib.Path(path).suffix.lower())
             if dataset is None:
-                raise spec_error(spec, ("data", "path"), f"cannot tell the kind of data in {path}", hint="set data.dataset")
+                raise spec_error(
+                    spec, ("data", "path"), f"cannot tell the kind of data in {path}", hint="set data.dataset"
+                )
     if dataset == "fashion_mnist":
         x, y, xt, yt = fashion_mnist.load(path)
-        return RawData(x[..., None], y, xt[..., None], yt, fashion_mnist.CLASS_NAMES, images=True, source=str(fashion_mnist.locate(path)[fashion_mnist.TRAIN_IMAGES].parent))
+        return RawData(
+            x[..., None],
+            y,
+            xt[..., None],
+            yt,
+            fashion_mnist.CLASS_NAMES,
+            images=True,
+            source=str(fashion_mnist.locate(path)[fashion_mnist.TRAIN_IMAGES].parent),
+        )
     if not path:
-        raise spec_error(spec, ("data", "dataset"), f"{dataset} data needs data.path", hint="set data.path to the file or folder")
+        raise spec_error(
+            spec, ("data", "dataset"), f"{dataset} data needs data.path", hint="set data.path to the file or folder"
+        )
     if dataset == "npz":
         return read_npz(path, test_path, features=cfg.get("features"), target=cfg.get("target"))
     if dataset == "csv":
@@ -169,7 +195,9 @@ def _read(spec, cfg: dict, inputs: dict[str, tuple]) -> RawData:
     if dataset == "image_folder":
         size, channels = _image_geometry(spec, cfg, inputs)
         return read_image_folder(path, test_path, size=size, channels=channels)
-    raise spec_error(spec, ("data", "dataset"), f"unknown dataset {dataset!r}", hint="fashion_mnist, npz, csv or image_folder")
+    raise spec_error(
+        spec, ("data", "dataset"), f"unknown dataset {dataset!r}", hint="fashion_mnist, npz, csv or image_folder"
+    )
 
 
 # ---------------------------------------------------------------- array helpers
@@ -203,7 +231,9 @@ def _fit_shape(x: np.ndarray, shape: tuple, what: str, spec, input_name: str, im
     if any(not isinstance(d, int) for d in shape):
         if x.ndim - 1 == len(shape):
             return x
-        raise spec_error(spec, ("inputs", input_name), f"input {input_name!r} has shape {shape} but the data is {x.shape[1:]}")
+        raise spec_error(
+            spec, ("inputs", input_name), f"input {input_name!r} has shape {shape} but the data is {x.shape[1:]}"
+        )
     if x.shape[1:] == shape:
         return x
     if int(np.prod(x.shape[1:])) == int(np.prod(shape)):
@@ -232,7 +262,12 @@ def load_data(spec, *, limit: int | None = None, seed: int = 0, validation_split
     spec = _as_spec(spec)
     cfg = spec.data
     if not cfg:
-        raise spec_error(spec, (), "the spec has no data: section", hint="add `data: {dataset: fashion_mnist}` (or npz, csv, image_folder)")
+        raise spec_error(
+            spec,
+            (),
+            "the spec has no data: section",
+            hint="add `data: {dataset: fashion_mnist}` (or npz, csv, image_folder)",
+        )
     inputs = {name: _shape(spec, name) for name in spec.graph.inputs}
     heads = {h: _shape(spec, node) for h, node in spec.graph.heads.items()}
     head_losses = {h: item["type"] for h, item in spec.losses().items()}
@@ -272,7 +307,11 @@ def load_data(spec, *, limit: int | None = None, seed: int = 0, validation_split
     first = next(iter(x.values())) if isinstance(x, dict) else x
     scale = cfg.get("scale", 1 / 255 if first.dtype == np.uint8 else 1.0)
     rot = cfg.get("rotate") or {}
-    rngs = {"train": np.random.default_rng([seed, 2]), "val": np.random.default_rng([seed, 3]), "test": np.random.default_rng([TEST_SEED, 4])}
+    rngs = {
+        "train": np.random.default_rng([seed, 2]),
+        "val": np.random.default_rng([seed, 3]),
+        "test": np.random.default_rng([TEST_SEED, 4]),
+    }
     angles: dict[str, np.ndarray] = {}
 
     def features(name: str, xs: Arrays) -> Arrays:
@@ -292,27 +331,40 @@ def load_data(spec, *, limit: int | None = None, seed: int = 0, validation_split
     mean, std = _normalisation(spec, cfg, feats["train"])
     if mean != 0.0 or std != 1.0:
         for name, xs in feats.items():
-            feats[name] = {k: (v - mean) / std for k, v in xs.items()} if isinstance(xs, dict) else (xs - np.float32(mean)) / np.float32(std)
+            feats[name] = (
+                {k: (v - mean) / std for k, v in xs.items()}
+                if isinstance(xs, dict)
+                else (xs - np.float32(mean)) / np.float32(std)
+            )
 
     def shaped(xs: Arrays) -> Arrays:
         if isinstance(xs, dict):
             missing = [i for i in inputs if i not in xs]
             if missing:
-                raise spec_error(spec, ("data", "features"), f"data.features gives no array for input {missing[0]!r}", hint=f"inputs: {', '.join(inputs)}")
+                raise spec_error(
+                    spec,
+                    ("data", "features"),
+                    f"data.features gives no array for input {missing[0]!r}",
+                    hint=f"inputs: {', '.join(inputs)}",
+                )
             return {i: _fit_shape(xs[i], inputs[i], what, spec, i, raw.images) for i in inputs}
         if len(inputs) == 1:
-            (name, shape), = inputs.items()
+            ((name, shape),) = inputs.items()
             return _fit_shape(xs, shape, what, spec, name, raw.images)
         if raw.images:  # the same image feeds every input, shaped for each
             return {i: _fit_shape(xs, shape, what, spec, i, raw.images) for i, shape in inputs.items()}
         raise spec_error(
-            spec, ("data", "features"), f"the spec has {len(inputs)} inputs but the data has one feature array",
+            spec,
+            ("data", "features"),
+            f"the spec has {len(inputs)} inputs but the data has one feature array",
             hint="map each input to an array: data.features: {input: array name}",
         )
 
     # ---- targets per head
     labels_setting = cfg.get("labels", "auto")
-    head_tasks = {h: "regression" if (h == angle_head or head_losses[h] in REGRESSION_LOSSES) else "classification" for h in heads}
+    head_tasks = {
+        h: "regression" if (h == angle_head or head_losses[h] in REGRESSION_LOSSES) else "classification" for h in heads
+    }
     num_classes = _num_classes(spec, raw, y, heads, head_losses, head_tasks, angle_head)
 
     def targets(name: str, ys: Arrays | None) -> Arrays:
@@ -390,7 +442,12 @@ def _head_values(spec, ys: Arrays | None, head: str, n_heads: int) -> np.ndarray
         raise spec_error(spec, ("data",), f"the data has no targets for head {head!r}")
     if isinstance(ys, dict):
         if head not in ys:
-            raise spec_error(spec, ("data", "target"), f"data.target gives no target for head {head!r}", hint=f"targets: {', '.join(ys)}")
+            raise spec_error(
+                spec,
+                ("data", "target"),
+                f"data.target gives no target for head {head!r}",
+                hint=f"targets: {', '.join(ys)}",
+            )
         return ys[head]
     return ys
 
@@ -408,11 +465,18 @@ def _num_classes(spec, raw: RawData, y: Arrays | None, heads, head_losses, head_
     return 2 if binary else max(largest + 1, units)
 
 
-def _encode_classes(spec, values: np.ndarray, head: str, shape: tuple, loss: str, setting: str, num_classes: int) -> np.ndarray:
+def _encode_classes(
+    spec, values: np.ndarray, head: str, shape: tuple, loss: str, setting: str, num_classes: int
+) -> np.ndarray:
     values = np.asarray(values)
     if values.dtype.kind == "f":
         if not np.all(values == np.round(values)):
-            raise spec_error(spec, ("loss",), f"head {head!r} has a classification loss ({loss}) but its targets are not class numbers", hint="use mse/mae/huber for real-valued targets")
+            raise spec_error(
+                spec,
+                ("loss",),
+                f"head {head!r} has a classification loss ({loss}) but its targets are not class numbers",
+                hint="use mse/mae/huber for real-valued targets",
+            )
         values = values.astype(np.int64)
     labels = values.astype(np.int64).reshape(-1)
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
@@ -421,7 +485,12 @@ def _encode_classes(spec, values: np.ndarray, head: str, shape: tuple, loss: str
     if loss == "binary_crossentropy":
         if units == 1:
             if num_classes > 2:
-                raise spec_error(spec, ("loss",), f"head {head!r} has one output with binary_crossentropy but the data has {num_classes} classes", hint="use categorical_crossentropy with one unit per class")
+                raise spec_error(
+                    spec,
+                    ("loss",),
+                    f"head {head!r} has one output with binary_crossentropy but the data has {num_classes} classes",
+                    hint="use categorical_crossentropy with one unit per class",
+                )
             return labels.astype(np.float32).reshape(-1, 1)
         return one_hot(labels, units)
     if units != num_classes:
@@ -433,7 +502,12 @@ def _encode_classes(spec, values: np.ndarray, head: str, shape: tuple, loss: str
         )
     if setting == "one_hot":
         if loss == "sparse_categorical_crossentropy":
-            raise spec_error(spec, ("data", "labels"), "labels: one_hot does not fit sparse_categorical_crossentropy", hint="use labels: integer or categorical_crossentropy")
+            raise spec_error(
+                spec,
+                ("data", "labels"),
+                "labels: one_hot does not fit sparse_categorical_crossentropy",
+                hint="use labels: integer or categorical_crossentropy",
+            )
         return one_hot(labels, num_classes)
     return labels
 
@@ -446,7 +520,9 @@ def _regression_values(spec, values: np.ndarray, head: str, shape: tuple) -> np.
     n = len(values)
     if values.size == n * int(np.prod(shape)) and all(isinstance(d, int) for d in shape):
         return values.reshape((n, *shape))
-    raise spec_error(spec, ("loss",), f"head {head!r} outputs {list(shape)} but its targets are {list(values.shape[1:])} per example")
+    raise spec_error(
+        spec, ("loss",), f"head {head!r} outputs {list(shape)} but its targets are {list(values.shape[1:])} per example"
+    )
 
 
 def _augment(spec, cfg, rot, angle_head, images: bool, image_shape, inputs, mean: float, std: float):
@@ -462,8 +538,14 @@ def _augment(spec, cfg, rot, angle_head, images: bool, image_shape, inputs, mean
     if fn is None:
         return None
     if not images:
-        raise spec_error(spec, ("data", "augment"), "augmentation needs image data (npz images, image_folder or fashion_mnist)")
-    image_inputs = {i for i, s in inputs.items() if all(isinstance(d, int) for d in s) and int(np.prod(s)) == int(np.prod(image_shape))}
+        raise spec_error(
+            spec, ("data", "augment"), "augmentation needs image data (npz images, image_folder or fashion_mnist)"
+        )
+    image_inputs = {
+        i
+        for i, s in inputs.items()
+        if all(isinstance(d, int) for d in s) and int(np.prod(s)) == int(np.prod(image_shape))
+    }
 
     def augment(x: Arrays, rng: np.random.Generator) -> Arrays:
         """Random flips / shifts / rotations of a training batch; same draws for every image input."""

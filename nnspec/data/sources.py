@@ -89,7 +89,9 @@ def _npz_arrays(path: str) -> dict[str, np.ndarray]:
     except FileNotFoundError:
         raise DataError(f"data file {path} does not exist", file=path, hint="fix data.path in the spec") from None
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path} is not a readable .npz file ({exc})", file=path, hint="write it with numpy.savez") from None
+        raise DataError(
+            f"{path} is not a readable .npz file ({exc})", file=path, hint="write it with numpy.savez"
+        ) from None
 
 
 def _pick(arrays: dict, name: str, path: str, role: str) -> np.ndarray:
@@ -160,7 +162,9 @@ def _read_table(path: str) -> tuple[list[str], list[list[str]]]:
     header = [h.strip() for h in rows[0]]
     for i, r in enumerate(rows[1:], start=2):
         if len(r) != len(header):
-            raise DataError(f"{os.path.basename(path)} row {i} has {len(r)} cells but the header has {len(header)}", file=path)
+            raise DataError(
+                f"{os.path.basename(path)} row {i} has {len(r)} cells but the header has {len(header)}", file=path
+            )
     return header, rows[1:]
 
 
@@ -213,7 +217,11 @@ def _csv_xy(path: str, features, target, class_names=None):
     if features:
         missing = [c for c in features if c not in header]
         if missing:
-            raise DataError(f"{os.path.basename(path)} has no column {missing[0]!r}", file=path, hint=f"columns: {', '.join(header)}")
+            raise DataError(
+                f"{os.path.basename(path)} has no column {missing[0]!r}",
+                file=path,
+                hint=f"columns: {', '.join(header)}",
+            )
         feature_cols = list(features)
     else:
         feature_cols = [h for h in header if h not in targets.values()]
@@ -237,7 +245,9 @@ def read_csv(path: str, test_path: str | None = None, *, features=None, target=N
     if test_path:
         x_test, y_test, _ = _csv_xy(test_path, features, target, names)
         if x_test.shape[1] != x.shape[1]:
-            raise DataError(f"{test_path} has {x_test.shape[1]} feature columns, the training file {x.shape[1]}", file=test_path)
+            raise DataError(
+                f"{test_path} has {x_test.shape[1]} feature columns, the training file {x.shape[1]}", file=test_path
+            )
     return RawData(x, y, x_test, y_test, names, images=False, source=path)
 
 
@@ -257,7 +267,9 @@ def _class_dirs(root: pathlib.Path) -> list[pathlib.Path]:
         raise DataError(f"image folder {root} does not exist", file=str(root), hint="fix data.path in the spec")
     dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not dirs:
-        raise DataError(f"{root} has no class subfolders", file=str(root), hint="put each class's images in its own subfolder")
+        raise DataError(
+            f"{root} has no class subfolders", file=str(root), hint="put each class's images in its own subfolder"
+        )
     return dirs
 
 
@@ -281,7 +293,9 @@ def _read_images(root: pathlib.Path, class_names: tuple[str, ...], size: tuple[i
                         im = im.resize((size[1], size[0]), Image.BILINEAR)
                     a = np.asarray(im, dtype=np.uint8)
             except (OSError, ValueError) as exc:
-                raise DataError(f"cannot read image {f} ({exc})", file=str(f), hint="remove or replace the file") from None
+                raise DataError(
+                    f"cannot read image {f} ({exc})", file=str(f), hint="remove or replace the file"
+                ) from None
             images.append(a.reshape(size[0], size[1], channels))
             labels.append(label)
     if not images:
@@ -300,7 +314,9 @@ def read_image_folder(path: str, test_path: str | None, *, size: tuple[int, int]
         extra = sorted({d.name for d in _class_dirs(troot)} - set(names))
         if extra:
             raise DataError(
-                f"test folder {troot} has class {extra[0]!r}, which {root} does not have", file=str(troot), hint=f"classes: {', '.join(names)}"
+                f"test folder {troot} has class {extra[0]!r}, which {root} does not have",
+                file=str(troot),
+                hint=f"classes: {', '.join(names)}",
             )
         x_test, y_test = _read_images(troot, names, size, channels)
     return RawData(x, y, x_test, y_test, names, images=True, source=path)
