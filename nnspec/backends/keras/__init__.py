@@ -1,0 +1,273 @@
+"""The Keras 3 backend (TensorFlow): a spec compiled to a functional ``keras.Model``.
+
+Layer names are nnspec node names, input names are the spec's input names, the model's name is the
+spec's name; several heads give dict outputs ``{head name: tensor}``. Regularisers are built
+explicitly as ``L1L2`` with nnspec's factors (Keras has no ``"l1_l2"`` string identifier).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+
+from nnspec.backends.common import (  # noqa: E402
+    backend_error,
+    check_weights,
+    initial_weights,
+    node_params,
+    regularizer_factors,
+)
+from nnspec.layers.shape_utils import normalize_padding2d  # noqa: E402
+
+__all__ = ["BUILDERS", "build", "get_weights", "set_weights"]
+
+if keras.backend.backend() != "tensorflow":  # pragma: no cover - depends on the user's environment
+    raise ImportError(
+        f"nnspec's keras backend needs KERAS_BACKEND=tensorflow, but Keras runs on {keras.backend.backend()!r}"
+    )
+
+L = keras.layers
+
+
+def _reg(value):
+    factors = regularizer_factors(value)
+    if not factors or not any(factors):
+        return None
+    return keras.regularizers.L1L2(l1=factors[0], l2=factors[1])
+
+
+def _weights_kwargs(a: dict, kernel: str = "kernel") -> dict:
+    kw = {
+        "use_bias": a["use_bias"],
+        "bias_initializer": a["bias_initializer"],
+        "bias_regularizer": _reg(a.get("bias_regularizer")),
+        "activity_regularizer": _reg(a.get("activity_regularizer")),
+    }
+    if kernel == "kernel":
+        kw["kernel_initializer"] = a["kernel_initializer"]
+        kw["kernel_regularizer"] = _reg(a.get("kernel_regularizer"))
+    return kw
+
+
+def _conv(cls):
+    def build(node):
+        a = node.attrs
+        extra = {}
+        if "dilation_rate" in a:
+            extra["dilation_rate"] = a["dilation_rate"]
+        if "groups" in a:
+            extra["groups"] = a["groups"]
+        if "output_padding" in a:
+            extra["output_padding"] = a["output_padding"]
+        return cls(a["filters"], a["kernel_size"], strides=a["strides"], padding=a["padding"],
+                   activation=a["activation"], **extra, **_weights_kwargs(a))
+
+    return build
+
+
+def _depthwise(node):
+    a = node.attrs
+    return L.DepthwiseConv2D(
+        a["kernel_size"], strides=a["strides"], padding=a["padding"], depth_multiplier=a["depth_multiplier"],
+        dilation_rate=a["dilation_rate"], activation=a["activation"],
+        depthwise_initializer=a["depthwise_initializer"], depthwise_regularizer=_reg(a.get("depthwise_regularizer")),
+        **_weights_kwargs(a, kernel="depthwise"),
+    )
+
+
+def _separable(node):
+    a = node.attrs
+    return L.SeparableConv2D(
+        a["filters"], a["kernel_size"], strides=a["strides"], padding=a["padding"],
+        depth_multiplier=a["depth_multiplier"], dilation_rate=a["dilation_rate"], activation=a["activation"],
+        depthwise_initializer=a["depthwise_initializer"], pointwise_initializer=a["pointwise_initializer"],
+        depthwise_regularizer=_reg(a.get("depthwise_regularizer")),
+        pointwise_regularizer=_reg(a.get("pointwise_regularizer")),
+        **_weights_kwargs(a, kernel="depthwise"),
+    )
+
+
+def _rnn(cls):
+    def build(node):
+        a = node.attrs
+        kw = dict(
+            activation=a["activation"], return_sequences=a["return_sequences"], go_backwards=a["go_backwards"],
+            dropout=a["dropout"], recurrent_initializer=a["recurrent_initializer"],
+            recurrent_regularizer=_reg(a.get("recurrent_regularizer")), **_weights_kwargs(a),
+        )
+        if "recurrent_activation" in a:
+            kw["recurrent_activation"] = a["recurrent_activation"]
+        if "unit_forget_bias" in a:
+            kw["unit_forget_bias"] = a["unit_forget_bias"]
+        if "reset_after" in a:
+            kw["reset_after"] = a["reset_after"]
+        return cls(a["units"], **kw)
+
+    return build
+
+
+def _pool(cls):
+    return lambda node: cls(pool_size=node.attrs["pool_size"], strides=node.attrs.get("strides"),
+                            padding=node.attrs["padding"])
+
+
+def _global(cls):
+    return lambda node: cls(keepdims=node.attrs["keepdims"])
+
+
+def _norm(cls, **extra):
+    def build(node):
+        a = node.attrs
+        kw = {k: a[k] for k in extra}
+        return cls(axis=a["axis"], epsilon=a["epsilon"], center=a["center"], scale=a["scale"], **kw)
+
+    return build
+
+
+def _mha(node):
+    a = node.attrs
+    return L.MultiHeadAttention(a["num_heads"], a["key_dim"], value_dim=a.get("value_dim"), dropout=a["dropout"],
+                                **_weights_kwargs(a))
+
+
+def _activation(function: str | None = None):
+    return lambda node: L.Activation(function or node.attrs["activation"])
+
+
+BUILDERS = {
+    "dense": lambda n: L.Dense(n.attrs["units"], activation=n.attrs["activation"], **_weights_kwargs(n.attrs)),
+    "embedding": lambda n: L.Embedding(
+        n.attrs["input_dim"], n.attrs["output_dim"], embeddings_initializer=n.attrs["embeddings_initializer"],
+        embeddings_regularizer=_reg(n.attrs.get("embeddings_regularizer")), mask_zero=n.attrs["mask_zero"],
+    ),
+    "flatten": lambda n: L.Flatten(),
+    "reshape": lambda n: L.Reshape(tuple(n.attrs["target_shape"])),
+    "permute": lambda n: L.Permute(tuple(n.attrs["dims"])),
+    "dropout": lambda n: L.Dropout(n.attrs["rate"]),
+    "spatial_dropout2d": lambda n: L.SpatialDropout2D(n.attrs["rate"]),
+    "upsampling2d": lambda n: L.UpSampling2D(n.attrs["size"], interpolation=n.attrs["interpolation"]),
+    "zero_padding2d": lambda n: L.ZeroPadding2D(normalize_padding2d(n.attrs["padding"])),
+    "conv1d": _conv(L.Conv1D),
+    "conv2d": _conv(L.Conv2D),
+    "conv2d_transpose": _conv(L.Conv2DTranspose),
+    "depthwise_conv2d": _depthwise,
+    "separable_conv2d": _separable,
+    "max_pool1d": _pool(L.MaxPooling1D),
+    "avg_pool1d": _pool(L.AveragePooling1D),
+    "max_pool2d": _pool(L.MaxPooling2D),
+    "avg_pool2d": _pool(L.AveragePooling2D),
+    "global_max_pool1d": _global(L.GlobalMaxPooling1D),
+    "global_avg_pool1d": _global(L.GlobalAveragePooling1D),
+    "global_max_pool2d": _global(L.GlobalMaxPooling2D),
+    "global_avg_pool2d": _global(L.GlobalAveragePooling2D),
+    "batch_norm": _norm(L.BatchNormalization, momentum=None),
+    "layer_norm": _norm(L.LayerNormalization),
+    "simple_rnn": _rnn(L.SimpleRNN),
+    "lstm": _rnn(L.LSTM),
+    "gru": _rnn(L.GRU),
+    "multi_head_attention": _mha,
+    "add": lambda n: L.Add(),
+    "multiply": lambda n: L.Multiply(),
+    "average": lambda n: L.Average(),
+    "concatenate": lambda n: L.Concatenate(axis=n.attrs["axis"]),
+    "activation": _activation(),
+    "relu": lambda n: L.ReLU(max_value=n.attrs.get("max_value"), negative_slope=n.attrs["negative_slope"],
+                             threshold=n.attrs["threshold"]),
+    "relu6": lambda n: L.ReLU(max_value=6.0),
+    "leaky_relu": lambda n: L.LeakyReLU(negative_slope=n.attrs["negative_slope"]),
+    "elu": lambda n: L.ELU(alpha=n.attrs["alpha"]),
+    "softmax": lambda n: L.Softmax(axis=n.attrs["axis"]),
+    **{name: _activation(name) for name in ("sigmoid", "tanh", "softplus", "swish", "silu", "gelu", "linear")},
+}
+
+
+def _make_layer(spec, node):
+    if node.type not in BUILDERS:
+        raise backend_error(spec, node, f"the keras backend has no builder for layer type `{node.type}`")
+    layer = BUILDERS[node.type](node)
+    layer.name = node.name
+    layer._name = node.name
+    if not node.trainable:
+        layer.trainable = False
+    return layer
+
+
+def build(spec, seed: int | None = None):
+    """Compile a loaded spec to a functional ``keras.Model``.
+
+    With ``seed``, the initial weights are nnspec's numpy re-implementation of the spec's Keras
+    initialisers: repeatable, and identical to a torch build with the same seed. Without it, Keras's
+    own initialisers draw them (``keras.utils.set_random_seed`` applies).
+    """
+    from nnspec.api import load
+
+    spec = load(spec)
+    graph = spec.graph
+    values = {}
+    for node in graph.nodes.values():
+        if node.is_input:
+            shape = tuple(None if not isinstance(d, int) else d for d in node.attrs["shape"])
+            values[node.name] = keras.Input(shape=shape, name=node.name, dtype=node.attrs.get("dtype", "float32"))
+            continue
+        layer = _make_layer(spec, node)
+        args = [values[i] for i in node.inputs]
+        if node.type in ("add", "multiply", "average", "concatenate"):
+            values[node.name] = layer(args)
+        elif node.type == "multi_head_attention":
+            query, value = args[0], args[1] if len(args) > 1 else args[0]
+            key = args[2] if len(args) > 2 else None
+            values[node.name] = layer(query, value, key=key)
+        else:
+            values[node.name] = layer(args[0])
+    inputs = [values[n] for n in graph.inputs]
+    if len(graph.heads) == 1:
+        outputs = values[next(iter(graph.heads.values()))]
+    else:
+        outputs = {head: values[n] for head, n in graph.heads.items()}
+    model = keras.Model(inputs=inputs[0] if len(inputs) == 1 else inputs, outputs=outputs, name=spec.name)
+    if seed is not None:
+        set_weights(model, spec, initial_weights(spec, seed))
+    return model
+
+
+def _variables(model, spec, node) -> list:
+    """The Keras variables of a node, matched one to one with the catalog's parameters."""
+    layer = model.get_layer(node.name)
+    params = node_params(spec, node.name)
+    variables = list(layer.weights)
+    if len(variables) != len(params):
+        raise ValueError(
+            f"layer `{node.name}` has {len(variables)} Keras weights but the catalog lists {len(params)} "
+            f"({', '.join(p.name for p in params)})"
+        )
+    for p, v in zip(params, variables):
+        if not v.path.endswith(p.name) or tuple(v.shape) != tuple(p.shape):
+            raise ValueError(f"layer `{node.name}`: Keras weight {v.path} {tuple(v.shape)} does not match "
+                             f"catalog parameter {p.name} {tuple(p.shape)}")
+    return variables
+
+
+def get_weights(model, spec) -> dict[str, np.ndarray]:
+    """Every parameter as ``{"<layer>/<param>": array}`` in the catalog's (Keras's) layout."""
+    out = {}
+    for node in spec.graph.nodes.values():
+        if node.is_input:
+            continue
+        for p, v in zip(node_params(spec, node.name), _variables(model, spec, node)):
+            out[f"{node.name}/{p.name}"] = np.array(v.numpy())
+    return out
+
+
+def set_weights(model, spec, weights: dict[str, np.ndarray]) -> None:
+    """Load ``{"<layer>/<param>": array}``; keys and shapes are checked first."""
+    check_weights(spec, weights)
+    for node in spec.graph.nodes.values():
+        if node.is_input:
+            continue
+        for p, v in zip(node_params(spec, node.name), _variables(model, spec, node)):
+            v.assign(np.asarray(weights[f"{node.name}/{p.name}"], dtype=v.dtype))
