@@ -141,30 +141,93 @@ AUGMENT = _obj(
     "Random augmentation of training images.",
 )
 
+_array_names = {"type": "object", "additionalProperties": {"type": "string"}, "minProperties": 1}
+
 DATA = _obj(
     {
-        "dataset": {"enum": list(DATASETS), "description": "Where examples come from."},
-        "path": {"type": "string", "description": "File or folder for npz, csv and image_folder data."},
-        "test_path": {"type": "string", "description": "Separate test file or folder."},
-        "target": {"type": "string", "description": "csv: the label column. npz: the label array. Default: y."},
-        "features": {"type": "string", "description": "npz: the feature array. Default: x."},
-        "image_size": {"type": "array", "items": _pos_int, "minItems": 2, "maxItems": 2},
-        "validation_split": _unit,
+        "dataset": {
+            "enum": list(DATASETS),
+            "description": "Where examples come from. Default: from path (.npz, .csv, a folder), else fashion_mnist.",
+        },
+        "path": {
+            "type": "string",
+            "description": "File or folder for npz, csv and image_folder data (relative to the spec); for fashion_mnist, "
+            "a folder searched first for its IDX files.",
+        },
+        "test_path": {"type": "string", "description": "Separate test file or folder (same layout as path)."},
+        "target": {
+            "anyOf": [
+                {"type": "string"},
+                {**_array_names, "description": "Head name -> array (npz) or column (csv)."},
+            ],
+            "description": "The targets: csv column (default: target) or npz array (default: y); a mapping for several heads.",
+        },
+        "features": {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                {**_array_names, "description": "Input name -> npz array, for several inputs."},
+            ],
+            "description": "npz: the feature array (default: x), or a mapping per input. csv: the feature columns "
+            "(default: every column but the target).",
+        },
+        "image_size": {
+            "type": "array",
+            "items": _pos_int,
+            "minItems": 2,
+            "maxItems": 2,
+            "description": "image_folder: resize images to [height, width]. Default: the input's height and width.",
+        },
+        "validation_split": {
+            **_unit,
+            "description": "Fraction of training data held out for validation (seeded). Default: train.validation_split, else 0.1.",
+        },
         "test_split": {**_unit, "description": "Fraction held out as test set when the data has none."},
         "limit": {**_pos_int, "description": "Use only the first N training examples."},
         "test_limit": {**_pos_int, "description": "Use only the first N test examples."},
-        "scale": {"type": "number", "description": "Multiply inputs by this (1/255 by default for images)."},
-        "normalize": _obj(
-            {"mean": {"type": "number"}, "std": {"type": "number", "exclusiveMinimum": 0}},
-            "Subtract mean, divide by std (after scale).",
-        ),
-        "labels": {"enum": ["one_hot", "integer", "auto"], "description": "Label encoding. Default: auto (from the loss)."},
+        "scale": {
+            "type": "number",
+            "description": "Multiply inputs by this. Default: 1/255 for uint8 data (images), else 1.",
+        },
+        "normalize": {
+            "anyOf": [
+                {"enum": [True], "description": "Use the training split's own mean and standard deviation."},
+                _obj(
+                    {
+                        "mean": {"type": "number", "description": "Subtracted from every input value. Default: 0."},
+                        "std": {
+                            "type": "number",
+                            "exclusiveMinimum": 0,
+                            "description": "Divides every input value. Default: 1.",
+                        },
+                    },
+                    "Fixed mean and standard deviation.",
+                ),
+            ],
+            "description": "Subtract a mean and divide by a standard deviation (after scale).",
+        },
+        "labels": {
+            "enum": ["one_hot", "integer", "auto"],
+            "description": "Label encoding. Default: auto (integer labels; training one-hot encodes them when the loss needs it).",
+        },
         "augment": AUGMENT,
         "rotate": _obj(
             {
-                "range": {"type": "number", "exclusiveMinimum": 0, "maximum": 180, "description": "Angles drawn in [-range, +range] degrees."},
-                "target": {"type": "boolean", "description": "true: the angle is the regression target (rotation regression)."},
-                "head": {"type": "string", "description": "Head that receives the angle in a multi-head spec."},
+                "range": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "maximum": 180,
+                    "description": "Angles drawn uniformly in [-range, +range] degrees (counter-clockwise).",
+                },
+                "target": {
+                    "type": "boolean",
+                    "description": "true: the angle (degrees) is the regression target; false: random rotation as training augmentation. "
+                    "Default: true when head is given.",
+                },
+                "head": {
+                    "type": "string",
+                    "description": "Head that receives the angle in a multi-head spec; the others keep the class label.",
+                },
             },
             "Rotate images by a random angle.",
             ("range",),
