@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import os
 import pathlib
@@ -31,11 +32,11 @@ needs_dot = pytest.mark.skipif(not HAS_DOT, reason="graphviz's dot is not instal
 
 NODE_RE = re.compile(r'^\s*"((?:[^"\\]|\\.)*)" \[label=<(.*)>(?:, (.*))?\];$')
 EDGE_RE = re.compile(r'^\s*"((?:[^"\\]|\\.)*)" -> "((?:[^"\\]|\\.)*)" \[label=" (.*?) "(.*)\];$')
-CLUSTER_LABEL_RE = re.compile(r'^\s*graph \[label="((?:[^"\\]|\\.)*)"')
+CLUSTER_LABEL_RE = re.compile(r"^\s*graph \[label=<(.*?)>, style=")
 
 
 def parse(dot_text: str):
-    """Node ids -> (label, attrs), edges as (src, dst, label, rest), cluster labels."""
+    """Node ids -> (label, attrs), edges as (src, dst, label, rest), cluster labels (lines joined by ' · ')."""
     nodes, edges, clusters = {}, [], []
     for line in dot_text.splitlines():
         if m := EDGE_RE.match(line):
@@ -43,7 +44,8 @@ def parse(dot_text: str):
         elif m := NODE_RE.match(line):
             nodes[m[1]] = (m[2], m[3] or "")
         elif (m := CLUSTER_LABEL_RE.match(line)) is not None:
-            clusters.append(m[1])
+            lines = (html.unescape(re.sub(r"<[^>]+>", "", part)) for part in m[1].split('<BR ALIGN="LEFT"/>'))
+            clusters.append(" · ".join(line for line in lines if line))
     return nodes, edges, clusters
 
 
@@ -211,6 +213,7 @@ def test_two_inputs_merge_into_one_layer(loaded):
     nodes, edges, clusters = parse(diagram.render(spec))
     assert "inputs" in clusters
     assert {"image", "meta"} <= set(nodes)
+    assert '{rank=same; "image"; "meta";}' in diagram.render(spec, rankdir="LR")  # inputs side by side
     into_concat = sorted((e[0], e[2]) for e in edges if e[1] == "concatenate")
     assert into_concat == [("image_features", "(None, 1352)"), ("meta_features", "(None, 16)")]
 

@@ -92,9 +92,10 @@ class DrawnEdge:
 @dataclass
 class Cluster:
     key: str
-    label: str
+    label: str  # lines separated by \n; drawn left-justified, clear of the edges down the middle
     parent: str | None
     attrs: dict[str, str]
+    same_rank: bool = False  # draw its nodes side by side (several inputs, several losses)
 
 
 @dataclass
@@ -211,8 +212,10 @@ def _label(title: str, kind: str, lines: list[str]) -> str:
     head = f"<B>{_esc(title)}</B>"
     if kind:
         head += f'  <FONT COLOR="#555555">{_esc(kind)}</FONT>'
-    body = "".join(f'<BR/><FONT POINT-SIZE="9">{_esc(line)}</FONT>' for line in lines if line)
-    return head + body
+    # A table, not <BR/>s: rows keep the title's descenders (the _ in conv2d_1) off the next line.
+    rows = [head] + [f'<FONT POINT-SIZE="9">{_esc(line)}</FONT>' for line in lines if line]
+    cells = "".join(f"<TR><TD>{row}</TD></TR>" for row in rows)
+    return f'<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">{cells}</TABLE>'
 
 
 def _shape_label(shape) -> str:
@@ -297,9 +300,10 @@ def _section_cluster(diagram: Diagram, graph, analysis, section: str) -> str:
         label = "inputs" if len(names) != 1 else "input"
     else:
         shown = section.split(".", 1)[1] if section.startswith("heads.") else section
-        label = f"{shown} · {len(names)} layer{'s' if len(names) != 1 else ''} · {_params_text(params)}"
+        label = f"{shown}\n{len(names)} layer{'s' if len(names) != 1 else ''} · {_params_text(params)}"
     fill, border = SECTION_STYLE.get(section.split(".")[0], SECTION_STYLE["encoder"])
-    diagram.clusters[section] = Cluster(section, label, parent, _cluster_style(fill, border))
+    diagram.clusters[section] = Cluster(section, label, parent, _cluster_style(fill, border),
+                                        same_rank=section == "inputs")
     return section
 
 
@@ -310,6 +314,7 @@ def _cluster_style(fill: str, border: str, dashed: bool = False) -> dict[str, st
         "color": border,
         "fontsize": "11",
         "fontcolor": "#333333",
+        "labeljust": "l",  # keeps the title clear of edges, which run down the middle
     }
 
 
@@ -363,14 +368,14 @@ def _build_layers(spec, diagram: Diagram, expand: bool, max_nodes: int) -> None:
             per = [sum(infos[n].param_count for n in rep) for rep in use.reps]
             params = f"{_count(per[0])} params each, {_count(sum(per))} in all" if len(set(per)) == 1 \
                 else f"{_params_text(sum(per))} in all"
-            label = f"{use.block_name} x{use.repeat} · {params}"
+            label = f"{use.block_name} x{use.repeat}\n{params}"
         else:
             whole = next((u for u in uses if any(node_name in rep for rep in u.reps)), None)
             which = ""
             if whole is not None and whole.repeat > 1:
                 index = next(i for i, rep in enumerate(whole.reps) if node_name in rep)
                 which = f" ({index + 1} of {whole.repeat})"
-            label = f"{node.block_name}{which} · {_params_text(block_params[node.block])}"
+            label = f"{node.block_name}{which}\n{_params_text(block_params[node.block])}"
         diagram.clusters[key] = Cluster(key, label, section, _cluster_style("#ffffff", "#8c8c8c", dashed=True))
         block_cluster[node.block] = key
 
@@ -579,7 +584,7 @@ def _add_loss(spec, diagram: Diagram) -> None:
     drawn = {n.id: n for n in diagram.nodes}
     holder = {layer: n.id for n in diagram.nodes for layer in n.layers}
     fill, border = SECTION_STYLE["loss"]
-    diagram.clusters["loss"] = Cluster("loss", "loss", None, _cluster_style(fill, border))
+    diagram.clusters["loss"] = Cluster("loss", "loss", None, _cluster_style(fill, border), same_rank=True)
     for head, item in spec.losses().items():
         output = graph.heads[head]
         source = holder.get(output, output)
@@ -638,6 +643,15 @@ def _attr_list(attrs: dict[str, str]) -> str:
     return ", ".join(f"{k}={_quote(v)}" for k, v in attrs.items())
 
 
+def _cluster_label(text: str) -> str:
+    """Title in bold, details smaller, each line left-justified."""
+    if not text:
+        return ""
+    title, *rest = text.split("\n")
+    parts = [f"<B>{_esc(title)}</B>"] + [f'<FONT POINT-SIZE="9">{_esc(line)}</FONT>' for line in rest]
+    return "".join(part + '<BR ALIGN="LEFT"/>' for part in parts)
+
+
 def to_dot(diagram: Diagram) -> str:
     """Format a :class:`Diagram` as DOT text: one statement per line, clusters nested."""
     lines = [
@@ -662,9 +676,11 @@ def to_dot(diagram: Diagram) -> str:
         indent = "  " * depth
         cluster = diagram.clusters[key]
         lines.append(f"{indent}subgraph {ids[key]} {{")
-        lines.append(f"{indent}  graph [{_attr_list({'label': cluster.label, **cluster.attrs})}];")
+        lines.append(f"{indent}  graph [label=<{_cluster_label(cluster.label)}>, {_attr_list(cluster.attrs)}];")
         for node in members.get(key, []):
             lines.append(node_line(node, indent + "  "))
+        if cluster.same_rank and len(members.get(key, [])) > 1:
+            lines.append(f"{indent}  {{rank=same; {' '.join(_quote(n.id) + ';' for n in members[key])}}}")
         for child in children.get(key, []):
             emit(child, depth + 1)
         lines.append(f"{indent}}}")
