@@ -47,7 +47,7 @@ def dense_net(K):
 def vgg(K):
     L = K.layers
     inp = K.Input((28, 28, 1), name="img")
-    x, c, b = inp, 0, 0
+    x, c, _b = inp, 0, 0
     for i, f in enumerate((8, 16, 32)):
         for _ in range(2):
             x = L.Conv2D(f, 3, padding="same", name="conv2d" + (f"_{c}" if c else ""))(x)

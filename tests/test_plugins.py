@@ -39,8 +39,8 @@ def test_plugin_layer_is_found_validated_and_counted(tmp_path):
     spec = tmp_path / "s.yaml"
     spec.write_text(SPEC)
     code = (
-        "import nnspec; d = nnspec.check(%r); print([x.message for x in d]);"
-        "from nnspec.layers import registry; print(registry.canonical('channel_scale'))" % str(spec)
+        f"import nnspec; d = nnspec.check({str(spec)!r}); print([x.message for x in d]);"
+        "from nnspec.layers import registry; print(registry.canonical('channel_scale'))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                           env={"PYTHONPATH": f"{tmp_path}:{ROOT}", "PATH": "/usr/bin:/bin"})

@@ -17,7 +17,7 @@ def _spatial_out(layer: str, x, a, n: int, transpose: bool = False):
     dilation = as_tuple(a.get("dilation_rate", 1), n)
     spatial = x[1 : 1 + n]
     out = []
-    for i, (length, k, s, d) in enumerate(zip(spatial, kernel, strides, dilation)):
+    for i, (length, k, s, d) in enumerate(zip(spatial, kernel, strides, dilation, strict=False)):
         if transpose:
             op = a.get("output_padding")
             op = as_tuple(op, n)[i] if op is not None else None
@@ -123,7 +123,7 @@ class Conv2DTranspose(_Conv):
         _check_channels(self.name, x)
         op = a.get("output_padding")
         if op is not None:
-            for p, s in zip(as_tuple(op, 2), as_tuple(a["strides"], 2)):
+            for p, s in zip(as_tuple(op, 2), as_tuple(a["strides"], 2), strict=False):
                 if p >= s:
                     raise ShapeProblem(
                         f"conv2d_transpose output_padding ({p}) must be smaller than strides ({s})",

@@ -16,14 +16,14 @@ class _Elementwise(LayerType):
         first = shapes[0]
         for other in shapes[1:]:
             if len(other) != len(first) or any(
-                x is not None and y is not None and x != y for x, y in zip(first, other)
+                x is not None and y is not None and x != y for x, y in zip(first, other, strict=False)
             ):
                 listing = ", ".join(format_shape(s) for s in shapes)
                 raise ShapeProblem(
                     f"{self.name} needs inputs of the same shape, got {listing}",
                     hint="project the smaller branch with a 1x1 conv2d or a dense layer so the shapes match",
                 )
-        return tuple(x if x is not None else y for x, y in zip(first, shapes[-1]))
+        return tuple(x if x is not None else y for x, y in zip(first, shapes[-1], strict=False))
 
 
 @register
@@ -66,7 +66,7 @@ class Concatenate(LayerType):
             raise ShapeProblem(f"concatenate axis {a['axis']} is out of range for {listing}", attr="axis")
         for s in shapes[1:]:
             if len(s) != rank or any(
-                i != axis and x is not None and y is not None and x != y for i, (x, y) in enumerate(zip(shapes[0], s))
+                i != axis and x is not None and y is not None and x != y for i, (x, y) in enumerate(zip(shapes[0], s, strict=False))
             ):
                 raise ShapeProblem(
                     f"concatenate along axis {a['axis']} needs all other dimensions equal, got {listing}",

@@ -26,7 +26,7 @@ class _Pool(LayerType):
         pool = as_tuple(a["pool_size"], self.n)
         strides = as_tuple(a["strides"] if a.get("strides") is not None else a["pool_size"], self.n)
         out = []
-        for i, (length, p, s) in enumerate(zip(x[1 : 1 + self.n], pool, strides)):
+        for i, (length, p, s) in enumerate(zip(x[1 : 1 + self.n], pool, strides, strict=False)):
             o = conv_output_length(length, p, s, a["padding"])
             if o is not None and o <= 0:
                 raise ShapeProblem(

@@ -164,12 +164,12 @@ def format_table(s: Summary, macs: bool = False, memory: bool = False, sections:
     header, align, positions, default_length = _columns(s, macs, memory)
     length = width or min(default_length, max(shutil.get_terminal_size((80, 24)).columns - 4, 40))
     bounds = [int(p * length) for p in positions]
-    widths = [b - a for a, b in zip([0, *bounds[:-1]], bounds)]
+    widths = [b - a for a, b in zip([0, *bounds[:-1]], bounds, strict=False)]
     inner = [max(w - 3, 4) for w in widths]  # cell text width: border + one space each side
 
     def fmt_line(cells: list[str]) -> list[str]:
         wrapped = []
-        for text, w in zip(cells, inner):
+        for text, w in zip(cells, inner, strict=False):
             parts = textwrap.wrap(text, w, break_long_words=False, break_on_hyphens=False) or [""]
             parts = [p if len(p) <= w else p[: w - 1] + "…" for p in parts]
             wrapped.append(parts)
@@ -177,7 +177,7 @@ def format_table(s: Summary, macs: bool = False, memory: bool = False, sections:
         out = []
         for i in range(height):
             row = []
-            for parts, w, a in zip(wrapped, inner, align):
+            for parts, w, a in zip(wrapped, inner, align, strict=False):
                 t = parts[i] if i < len(parts) else ""
                 row.append(t.rjust(w) if a == "right" else t.ljust(w))
             out.append("│ " + " │ ".join(row) + " │")
@@ -188,7 +188,7 @@ def format_table(s: Summary, macs: bool = False, memory: bool = False, sections:
 
     lines = [f'Model: "{s.model_name}"', rule("┏", "┳", "┓", "━")]
     head = []
-    for text, w, a in zip(header, inner, align):
+    for text, w, a in zip(header, inner, align, strict=False):
         head.append(text.rjust(w) if a == "right" else text.ljust(w))
     lines.append("┃ " + " ┃ ".join(head) + " ┃")
     lines.append(rule("┡", "╇", "┩", "━"))

@@ -8,13 +8,13 @@ what was received.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from nnspec.diagnostics import Diagnostic, did_you_mean
 from nnspec.spec.loader import Source
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator_for(key: str):
     from nnspec.spec import schema as sch
     from nnspec.spec.jsonschema_lite import Validator
