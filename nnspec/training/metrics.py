@@ -137,5 +137,7 @@ def applicable_metrics(settings: dict, head: str) -> list[str]:
             continue
         if m == "top_k_accuracy" and kind not in CATEGORICAL:
             continue
+        if m in ("mae", "mse") and kind in CATEGORICAL:
+            continue
         out.append(m)
     return out

@@ -27,19 +27,22 @@ def _save(fig, path: str) -> None:
 def curves(history: list[dict], path: str, title: str = "") -> None:
     """Training vs validation loss, and accuracy or MAE, per epoch (side by side)."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [row["epoch"] for row in history]
     keys = [k for k in history[0] if k not in ("epoch", "lr", "seconds") and not k.startswith("val_")] if history else []
     losses = [k for k in keys if k.endswith("loss")]
     others = [k for k in keys if not k.endswith("loss")]
     panels = [("loss", losses)] + ([("metric", others)] if others else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
-    for ax, (label, names) in zip(axes[0], panels):
+    for ax, (label, names) in zip(axes[0], panels, strict=True):
         for name in names:
             ax.plot(epochs, [row.get(name) for row in history], marker="o", ms=3, label=f"train {name}")
             val = f"val_{name}"
             if history and val in history[0]:
                 ax.plot(epochs, [row.get(val) for row in history], marker="o", ms=3, ls="--", label=f"validation {name}")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label if label == "loss" else ", ".join(names))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -60,7 +60,8 @@ def resolve(spec, backend: str, overrides: dict | None = None, *, task: str | No
     task = task or ("classification" if all(v["type"] in CLASSIFICATION_LOSSES for v in s["losses"].values())
                     else "regression")
     s["task"] = task
-    s["metrics"] = list(train.get("metrics") or (["accuracy"] if task == "classification" else ["mae"]))
+    default_metrics = {"classification": ["accuracy"], "regression": ["mae"]}.get(task, ["accuracy", "mae"])
+    s["metrics"] = list(train.get("metrics") or default_metrics)
     s["top_k"] = int(train.get("top_k", 5))
     s["gradient_clip"] = train.get("gradient_clip")
     s["seed"] = int(overrides.get("seed", train.get("seed", 0)))

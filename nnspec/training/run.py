@@ -1,0 +1,492 @@
+"""Training a spec, backend-neutral: settings, data, run directory, history, checkpoints,
+early stopping, schedules, test scores, plots, ensembles, resume and NaN handling.
+
+The backend loops (:mod:`nnspec.training.torch_loop`, :mod:`nnspec.training.keras_loop`) only
+run epochs; after each epoch they hand the logs to :class:`Epochs`, which records everything and
+says whether to stop.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nnspec.training import metrics as M
+from nnspec.training.control import LearningRate, Monitor
+from nnspec.training.errors import NonFiniteLoss, TrainingError
+from nnspec.training.progress import Progress, format_metric
+from nnspec.training.rundir import RunDir
+from nnspec.training.settings import resolve, steps_per_epoch, versions
+
+LOOPS = {"torch": "nnspec.training.torch_loop", "keras": "nnspec.training.keras_loop"}
+
+
+@dataclass
+class RunResult:
+    """What a run produced; everything is also in ``run_dir``."""
+
+    run_dir: str
+    settings: dict
+    history: list[dict] = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    ensemble: dict | None = None
+    members: list = field(default_factory=list)
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.metrics.get("test_accuracy")
+
+
+@dataclass
+class Data:
+    """A split as the loops see it: inputs by input name, canonical targets by head name."""
+
+    x: dict
+    y: dict
+
+    def __len__(self) -> int:
+        return len(next(iter(self.x.values())))
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's shuffling and dropout: a resumed run repeats the same epochs."""
+    return (seed * 1_000_003 + epoch) % (2**31 - 1)
+
+
+def train(spec, backend: str = "torch", epochs: int | None = None, batch_size: int | None = None,
+          lr: float | None = None, seed: int | None = None, device: str | None = None, out: str | None = None,
+          limit: int | None = None, ensemble: int | None = None, resume: str | None = None, progress=True,
+          validation_split: float | None = None, callbacks: list | None = None) -> RunResult:
+    """Train ``spec`` and record the run under ``out`` (default ``runs``): ``<out>/<spec name>/<timestamp>/``.
+
+    Arguments override the spec's ``train:`` section (None keeps the spec's value). ``resume``
+    continues an interrupted run directory (its own spec and settings; ``epochs`` may extend it).
+    ``progress``: True prints to stdout, a stream prints there, False is silent. ``callbacks``:
+    functions ``f(epoch, row)`` called after each epoch is recorded (epoch is 1-based).
+    Raises :class:`TrainingError` (a clear one-line message) when the run cannot go on.
+    """
+    stream = _stream(progress)
+    if resume:
+        return _resume(resume, spec, epochs=epochs, stream=stream, callbacks=callbacks, device=device)
+    backend = backend or "torch"
+    overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "device": device,
+                 "limit": limit, "ensemble": ensemble, "validation_split": validation_split}
+    settings = resolve(spec, backend, overrides)
+    loop_module = _loop_module(backend)
+    splits = _load_data(spec, settings)
+    settings = resolve(spec, backend, overrides, task=splits.task)
+    settings["data"] = dict(getattr(splits, "info", None) or {})
+    _check_task(spec, settings, splits)
+    settings.update(_data_facts(splits))
+    settings["device"] = loop_module.select_device(settings["device"])
+    settings["versions"] = versions(backend)
+    run = RunDir.create(out or "runs", spec.name)
+    run.write_text("spec.yaml", spec.source.text)
+    settings["spec_path"] = os.path.abspath(spec.path) if spec.path and os.path.exists(spec.path) else None
+    settings["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    run.write_json("settings.json", settings)
+    if stream:
+        stream.write(f"run directory: {run.path}\n")
+    if settings["ensemble"] > 1:
+        return _train_ensemble(spec, settings, run, splits, loop_module, stream, callbacks)
+    return _train_one(spec, settings, run, splits, loop_module, stream, callbacks)
+
+
+def _stream(progress):
+    if progress is True:
+        import sys
+
+        return sys.stdout
+    return progress or None
+
+
+def _loop_module(backend: str):
+    from nnspec.backends import get_backend
+
+    if backend not in LOOPS:
+        raise TrainingError(f"unknown backend `{backend}`; choose one of: {', '.join(LOOPS)}")
+    get_backend(backend)  # a missing framework -> BackendMissing with the install command
+    return importlib.import_module(LOOPS[backend])
+
+
+def _load_data(spec, settings: dict):
+    from nnspec.data import load_data
+
+    return load_data(spec, limit=settings["limit"], seed=settings["seed"],
+                     validation_split=settings["validation_split"])
+
+
+def _data_facts(splits) -> dict:
+    val = getattr(splits, "val", None)
+    return {
+        "num_classes": getattr(splits, "num_classes", None),
+        "class_names": list(getattr(splits, "class_names", None) or []) or None,
+        "examples": {"train": _count(splits.train), "val": _count(val) if val is not None else 0,
+                     "test": _count(splits.test) if splits.test is not None else 0},
+        "augment": splits.augment is not None,
+    }
+
+
+def _count(split) -> int:
+    x = split.x
+    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+
+def _check_task(spec, settings: dict, splits) -> None:
+    head_tasks = getattr(splits, "head_tasks", None) or {}
+    for head, loss in settings["losses"].items():
+        if head_tasks.get(head, splits.task) == "regression" and loss["type"] in M.CATEGORICAL:
+            raise TrainingError(f"head `{head}` uses {loss['type']}, but the data's targets are continuous "
+                                f"(regression); use mse, mae or huber")
+
+
+def as_data(spec, split, settings: dict) -> Data | None:
+    """A DataSplits split -> dicts keyed by input and head name, targets in canonical form."""
+    if split is None:
+        return None
+    inputs, heads = list(spec.graph.inputs), list(spec.graph.heads)
+    x = split.x if isinstance(split.x, dict) else {inputs[0]: split.x}
+    y = split.y if isinstance(split.y, dict) else {heads[0]: split.y}
+    xs = {}
+    for name in inputs:
+        arr = np.asarray(x[name])
+        keep_ids = arr.dtype.kind in "iu" and _takes_ids(spec, name)
+        xs[name] = np.ascontiguousarray(arr.astype(np.int64) if keep_ids else arr.astype(np.float32, copy=False))
+    ys = {}
+    for head in heads:
+        shape = spec.analysis.nodes[spec.graph.heads[head]].output_shape
+        ys[head] = M.canonical_targets(y[head], settings["losses"][head]["type"], shape)
+    if not len(next(iter(xs.values()))):
+        return None
+    return Data(xs, ys)
+
+
+def _takes_ids(spec, name: str) -> bool:
+    """An input feeding an embedding keeps integer ids."""
+    node = spec.graph.nodes[name]
+    return str(node.attrs.get("dtype", "float32")).startswith("int")
+
+
+class Epochs:
+    """Records each finished epoch: history, checkpoints, best weights, schedule, early stopping."""
+
+    def __init__(self, spec, settings: dict, run: RunDir, loop, stream, callbacks, n_train: int,
+                 has_val: bool, state: dict | None = None, history: list | None = None):
+        self.spec, self.settings, self.run, self.loop = spec, settings, run, loop
+        self.callbacks = list(callbacks or [])
+        self.progress = Progress(stream, settings["epochs"], prefix=settings.get("progress_prefix", ""))
+        self.steps = steps_per_epoch(n_train, settings["batch_size"])
+        self.history = list(history or [])
+        state = state or {}
+        self.lr = LearningRate(settings["schedule"], settings["lr"], settings["epochs"], state.get("schedule"))
+        es = settings["early_stopping"]
+        monitor = (es or {}).get("monitor", "val_loss")
+        if monitor.startswith("val_") and not has_val:
+            self.progress.message(f"no validation data: watching `{monitor[4:]}` instead of `{monitor}`")
+            monitor = monitor[4:]
+        self.best = Monitor(monitor, (es or {}).get("mode", "auto"), (es or {}).get("min_delta", 0.0), state.get("best"))
+        self.stopped_early = bool(state.get("stopped_early", False))
+        self.total_steps = self.steps * settings["epochs"]
+
+    # --- asked by the loops ---------------------------------------------------------------
+    def lr_for_epoch(self, epoch: int) -> float:
+        return self.lr.for_epoch(epoch)
+
+    def lr_for_step(self, global_step: int) -> float:
+        return self.lr.step_lr(global_step, self.total_steps)
+
+    def epoch_begin(self, epoch: int) -> None:
+        self.progress.epoch_begin(epoch)
+
+    def epoch_end(self, epoch: int, logs: dict, seconds: float, lr: float) -> bool:
+        """Record 0-based ``epoch``; True asks the loop to stop."""
+        row = {"epoch": epoch + 1}
+        row.update({k: float(v) for k, v in logs.items()})
+        row["lr"] = float(lr)
+        row["seconds"] = round(float(seconds), 4)
+        self.history.append(row)
+        self.run.write_history(self.history)
+        weights = self.loop.get_weights()
+        improved = self.best.update(epoch + 1, row)
+        from nnspec.backends.weights import write_weights
+
+        meta = {"spec": self.spec.name, "epoch": str(epoch + 1), "backend": self.settings["backend"]}
+        model_file = self.run.checkpoint_file("model", epoch + 1, "safetensors")
+        opt_file = self.run.checkpoint_file("optimizer", epoch + 1, self.loop.optimizer_ext)
+        write_weights(model_file, weights, meta)
+        self.loop.save_optimizer(opt_file)
+        write_weights(self.run.weights_last, weights, meta)
+        if improved or not os.path.exists(self.run.weights_best):
+            write_weights(self.run.weights_best, weights, {**meta, "monitor": self.best.name})
+        self.lr.epoch_end(row)
+        es = self.settings["early_stopping"]
+        stop = bool(es) and not improved and self.best.wait >= max(1, es["patience"])
+        self.stopped_early = stop and epoch + 1 < self.settings["epochs"]
+        self.run.commit_checkpoint({
+            "epoch": epoch + 1,
+            "status": "running",
+            "files": {"model": os.path.basename(model_file), "optimizer": os.path.basename(opt_file)},
+            "schedule": self.lr.state(),
+            "best": self.best.state(),
+            "stopped_early": self.stopped_early,
+        })
+        note = "*" if improved else ""
+        if self.stopped_early:
+            note += f" early stop: no {self.best.name} improvement in {self.best.wait} epochs"
+        self.progress.epoch_end(row, note.strip())
+        for callback in self.callbacks:
+            callback(epoch + 1, row)
+        return stop
+
+    def mark(self, status: str, **extra) -> None:
+        state = self.run.read_checkpoint()
+        if state is not None:
+            state.update(status=status, **extra)
+            self.run.commit_checkpoint(state)
+
+
+def _train_one(spec, settings: dict, run: RunDir, splits, loop_module, stream, callbacks,
+               resume_state: dict | None = None) -> RunResult:
+    train_data = as_data(spec, splits.train, settings)
+    val_data = as_data(spec, getattr(splits, "val", None), settings)
+    test_data = as_data(spec, splits.test, settings)
+    loop = loop_module.Loop(spec, settings, train_data, val_data, augment=splits.augment)
+    start = 0
+    history = None
+    if resume_state:
+        from nnspec.backends.weights import read_weights
+
+        start = resume_state["epoch"]
+        loop.set_weights(read_weights(run.file("checkpoints", resume_state["files"]["model"])))
+        loop.load_optimizer(run.file("checkpoints", resume_state["files"]["optimizer"]))
+        history = run.read_history()[:start]
+    epochs = Epochs(spec, settings, run, loop, stream, callbacks, len(train_data), val_data is not None,
+                    resume_state, history)
+    if start < settings["epochs"] and not epochs.stopped_early:
+        try:
+            loop.fit(start, settings["epochs"], epochs)
+        except NonFiniteLoss as exc:
+            done = len(epochs.history)
+            epochs.mark("failed", error=str(exc))
+            kept = (f"the last good checkpoint (epoch {done}) is in {run.weights_last}" if done
+                    else "no epoch had completed, so there is no checkpoint")
+            raise TrainingError(f"{exc}; training stopped, {kept}. Lower the learning rate "
+                                f"(now {settings['lr']:g}) or set train.gradient_clip") from None
+        except KeyboardInterrupt:
+            epochs.mark("interrupted")
+            raise
+    es = settings["early_stopping"]
+    which = "last"
+    if es and es["restore_best_weights"] and os.path.exists(run.weights_best):
+        from nnspec.backends.weights import read_weights
+
+        loop.set_weights(read_weights(run.weights_best))
+        which = "best"
+    result = RunResult(run.path, settings, epochs.history, best_epoch=epochs.best.best_epoch,
+                       stopped_early=epochs.stopped_early)
+    if test_data is not None:
+        preds = loop.predict(test_data.x)
+        result.metrics = finish(spec, settings, run, preds, test_data, which, epochs.best)
+    epochs.mark("finished")
+    if stream:
+        stream.write(results_text(result) + "\n")
+    return result
+
+
+def finish(spec, settings: dict, run: RunDir, preds: dict, test: Data, which: str, best: Monitor | None) -> dict:
+    """Test scores -> metrics.json, predictions.npz and the plots."""
+    scores = M.score(preds, test.y, settings)
+    record = dict(scores)
+    record["weights"] = which
+    record["test_examples"] = len(test)
+    if best is not None:
+        record["best_epoch"] = best.best_epoch
+        record["monitor"] = best.name
+    run.write_json("metrics.json", record)
+    _save_predictions(run, preds, test)
+    plot_run(run, settings, preds, test)
+    return record
+
+
+def _save_predictions(run: RunDir, preds: dict, test: Data) -> None:
+    import io
+
+    from nnspec.cli.common import atomic_write
+
+    buf = io.BytesIO()
+    arrays = {f"pred/{h}": np.asarray(v) for h, v in preds.items()}
+    arrays.update({f"true/{h}": np.asarray(v) for h, v in test.y.items()})
+    np.savez_compressed(buf, **arrays)
+    atomic_write(run.file("predictions.npz"), buf.getvalue())
+
+
+def plot_run(run: RunDir, settings: dict, preds: dict, test: Data) -> None:
+    from nnspec.training import plots
+
+    history = run.read_history()
+    title = f"{settings['spec']} ({settings['backend']})"
+    if history:
+        plots.curves(history, run.plot("curves.png"), title)
+    heads = list(settings["losses"])
+    for head in heads:
+        loss = settings["losses"][head]
+        suffix = f"_{head}" if len(heads) > 1 else ""
+        if loss["type"] in M.CATEGORICAL:
+            k = preds[head].shape[-1]
+            matrix = M.confusion_matrix(test.y[head], preds[head].argmax(axis=-1), k)
+            plots.confusion(matrix, settings.get("class_names") or [], run.plot(f"confusion_matrix{suffix}.png"), title)
+        elif loss["type"] != "binary_crossentropy":
+            plots.predicted_vs_true(test.y[head], preds[head], run.plot(f"predicted_vs_true{suffix}.png"), title)
+
+
+def results_text(result: RunResult) -> str:
+    from nnspec.training.progress import results_table
+
+    rows = []
+    if result.history:
+        last = result.history[-1]
+        rows.append(("epochs run", str(last["epoch"])))
+        if result.best_epoch:
+            rows.append(("best epoch", str(result.best_epoch)))
+        secs = [r["seconds"] for r in result.history]
+        rows.append(("seconds per epoch", f"{sum(secs) / len(secs):.2f}"))
+        for k, v in last.items():
+            if k not in ("epoch", "lr", "seconds"):
+                rows.append((f"final {k}", format_metric(k, v)))
+    for k, v in result.metrics.items():
+        if k.startswith("test_") and k != "test_examples":
+            rows.append((k, format_metric(k, v)))
+    if result.ensemble:
+        e = result.ensemble
+        rows.append(("member test accuracy", f"{e['member_test_accuracy_mean']:.2%} ± {e['member_test_accuracy_std']:.2%}"))
+        rows.append(("ensemble test accuracy", f"{e['ensemble_test_accuracy']:.2%}"))
+    rows.append(("run directory", result.run_dir))
+    return results_table(rows, "results")
+
+
+# --- ensembles ------------------------------------------------------------------------------
+def _train_ensemble(spec, settings: dict, run: RunDir, splits, loop_module, stream, callbacks,
+                    resume: bool = False) -> RunResult:
+    from nnspec.training.ensemble import aggregate
+
+    n = settings["ensemble"]
+    members, probs = [], []
+    test = as_data(spec, splits.test, settings)
+    head = list(settings["losses"])[0]
+    if settings["losses"][head]["type"] not in M.CATEGORICAL:
+        raise TrainingError("ensembles average class probabilities: the first head needs a categorical "
+                            "cross-entropy loss")
+    for i in range(n):
+        member_run = run.member(i)
+        member_settings = dict(settings, seed=settings["seed"] + i, ensemble=1, member=i,
+                               progress_prefix=f"[member {i + 1}/{n}] ")
+        if resume and member_run.exists("metrics.json"):
+            result = RunResult(member_run.path, member_settings, member_run.read_history(),
+                               member_run.read_json("metrics.json"))
+        else:
+            state = member_run.read_checkpoint() if resume else None
+            if not member_run.exists("settings.json"):
+                member_run.write_text("spec.yaml", spec.source.text)
+                member_run.write_json("settings.json", member_settings)
+            result = _train_one(spec, member_settings, member_run, splits, loop_module, stream, callbacks, state)
+        with np.load(member_run.file("predictions.npz")) as f:
+            p = M.probabilities(f[f"pred/{head}"], settings["losses"][head])
+        members.append(result)
+        probs.append(p)
+    summary = aggregate(probs, test.y[head], settings.get("class_names"))
+    summary["member_seeds"] = [settings["seed"] + i for i in range(n)]
+    run.write_json("ensemble.json", summary)
+    mean = np.mean(np.stack(probs), axis=0)
+    metrics = M.score({head: mean}, {head: test.y[head]}, dict(settings, losses={head: {**settings["losses"][head],
+                                                                                          "from_logits": False}}))
+    metrics["test_accuracy"] = summary["ensemble_test_accuracy"]
+    metrics["member_test_accuracy_mean"] = summary["member_test_accuracy_mean"]
+    metrics["member_test_accuracy_std"] = summary["member_test_accuracy_std"]
+    metrics["test_examples"] = len(test)
+    run.write_json("metrics.json", metrics)
+    from nnspec.training import plots
+
+    matrix = M.confusion_matrix(test.y[head], mean.argmax(axis=-1), mean.shape[-1])
+    plots.confusion(matrix, settings.get("class_names") or [], run.plot("confusion_matrix.png"),
+                    f"{settings['spec']}: ensemble of {n}")
+    result = RunResult(run.path, settings, metrics=metrics, ensemble=summary, members=members)
+    if stream:
+        stream.write(results_text(result) + "\n")
+    return result
+
+
+# --- resume ---------------------------------------------------------------------------------
+def _resume(path: str, spec, epochs: int | None, stream, callbacks, device: str | None) -> RunResult:
+    run = RunDir.open(path)
+    settings = run.read_json("settings.json")
+    spec = load_run_spec(run, settings)
+    if epochs is not None:
+        settings["epochs"] = int(epochs)
+    if device is not None:
+        settings["device"] = device
+    loop_module = _loop_module(settings["backend"])
+    settings["device"] = loop_module.select_device(settings["device"])
+    run.write_json("settings.json", settings)
+    splits = _load_data(spec, settings)
+    if stream:
+        stream.write(f"resuming {run.path}\n")
+    if settings.get("ensemble", 1) > 1:
+        return _train_ensemble(spec, settings, run, splits, loop_module, stream, callbacks, resume=True)
+    state = run.read_checkpoint()
+    if state is not None and stream:
+        stream.write(f"continuing after epoch {state['epoch']} of {settings['epochs']}\n")
+    return _train_one(spec, settings, run, splits, loop_module, stream, callbacks, state)
+
+
+def load_run_spec(run: RunDir, settings: dict | None = None):
+    """The run's own spec copy, located at the original path so relative data paths still resolve."""
+    from nnspec.api import load
+
+    settings = settings or run.read_json("settings.json")
+    with open(run.file("spec.yaml"), encoding="utf-8") as fh:
+        text = fh.read()
+    return load(settings.get("spec_path") or run.file("spec.yaml"), text=text)
+
+
+# --- evaluate / predict ---------------------------------------------------------------------
+def open_model(run_dir: str, backend: str | None = None, weights: str = "best"):
+    """Rebuild a trained run's model on ``backend`` (default: the one it trained on) with saved weights."""
+    run = RunDir.open(run_dir)
+    settings = run.read_json("settings.json")
+    if settings.get("ensemble", 1) > 1:
+        raise TrainingError(f"{run_dir} is an ensemble; evaluate or predict one member: {run.file('members', '0')}")
+    spec = load_run_spec(run, settings)
+    backend = backend or settings["backend"]
+    loop_module = _loop_module(backend)
+    path = run.weights_best if weights == "best" else run.weights_last
+    if not os.path.exists(path):
+        raise TrainingError(f"{run_dir} has no {weights} weights yet ({path})")
+    settings = dict(settings, backend=backend, device=loop_module.select_device("auto"))
+    loop = loop_module.Loop(spec, settings, None, None)
+    from nnspec.backends.weights import read_weights
+
+    loop.set_weights(read_weights(path))
+    return run, spec, settings, loop
+
+
+def evaluate(run_dir: str, backend: str | None = None, weights: str | None = None) -> dict:
+    """Re-score a run's saved weights on the test set; returns the test metrics."""
+    run = RunDir.open(run_dir)
+    saved = run.read_json("metrics.json") if run.exists("metrics.json") else {}
+    weights = weights or saved.get("weights", "best")
+    run, spec, settings, loop = open_model(run_dir, backend, weights)
+    splits = _load_data(spec, settings)
+    test = as_data(spec, splits.test, settings)
+    if test is None:
+        raise TrainingError("this run's data has no test set")
+    scores = M.score(loop.predict(test.x), test.y, settings)
+    scores["weights"] = weights
+    scores["backend"] = settings["backend"]
+    scores["test_examples"] = len(test)
+    return scores
