@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-import tempfile
+
+from nnspec.fileio import atomic_write  # noqa: F401  (re-exported for commands)
 
 
 def use_color(stream) -> bool:
@@ -22,23 +23,3 @@ def print_diagnostics(diagnostics, err) -> None:
         print(text, file=err)
     if errors:
         print(f"{errors} error{'s' if errors != 1 else ''}", file=err)
-
-
-def atomic_write(path: str, data: bytes | str) -> None:
-    """Write a file so that readers see the old or the new content, never half of it."""
-    mode = "wb" if isinstance(data, bytes) else "w"
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

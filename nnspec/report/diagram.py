@@ -705,27 +705,18 @@ def output_format(path: str) -> str:
     return ext
 
 
-def _readable(path: str) -> None:
-    """atomic_write's temporary file is private (0600); give the picture the usual permissions."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def write(dot_text: str, output: str, timeout: float = DOT_TIMEOUT_S) -> str:
     """Write DOT text to ``output`` in the format its extension names; returns the path written."""
-    from nnspec.cli.common import atomic_write
+    from nnspec.fileio import atomic_write
 
     fmt = output_format(output)
     if fmt == "dot":
         atomic_write(output, dot_text)
-        _readable(output)
         return output
     exe = shutil.which("dot")
     if exe is None:
         dot_path = os.path.splitext(output)[0] + ".dot"
         atomic_write(dot_path, dot_text)
-        _readable(dot_path)
         raise GraphvizMissing(output, dot_path)
     try:
         extra = [f"-Gdpi={PNG_DPI}"] if fmt == "png" else []
@@ -738,7 +729,6 @@ def write(dot_text: str, output: str, timeout: float = DOT_TIMEOUT_S) -> str:
         message = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise DiagramError(f"graphviz's `dot` failed on {output}: {message[0] if message else 'no output'}")
     atomic_write(output, done.stdout)
-    _readable(output)
     return output
 
 
