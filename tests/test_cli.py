@@ -95,3 +95,10 @@ def test_no_command_prints_help():
 def test_version():
     code, out, _ = run("--version")
     assert code == 0
+
+
+def test_diff_reports_changed_layers_and_totals():
+    code, out, _ = run("diff", CNN, str(ROOT / "specs" / "rotation_regression_cnn.yaml"))
+    assert code == 0
+    assert "~ dense_1: shape (None, 10) -> (None, 1); params 650 -> 65 (-585)" in out
+    assert "total params 25,034 -> 24,449 (-585)" in out

@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "summary": ("nnspec.cli.summary", "print a Keras-style parameter summary"),
     "layers": ("nnspec.cli.layers", "list the layer catalog with attributes and defaults"),
     "schema": ("nnspec.cli.schema_cmd", "print the JSON Schema of specs"),
+    "diff": ("nnspec.cli.diff", "show the layers, shapes, parameters and MACs that differ between two specs"),
     "resolve": ("nnspec.cli.resolve", "print a spec with blocks expanded and every default filled in"),
     "render": ("nnspec.cli.render", "draw a spec as a graphviz diagram (.svg, .png, .pdf, .dot)"),
     "train": ("nnspec.cli.train", "train a spec on torch or keras"),
