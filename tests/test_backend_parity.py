@@ -180,9 +180,8 @@ def parity_report():
 
 
 def _record(key: str, layer_type: str, b: Built) -> None:
-    counts_equal = b.torch_counts == b.keras_counts == {
-        n: c for n, c in b.nnspec_counts.items() if not b.spec.graph.nodes[n].is_input or n in b.keras_counts
-    }
+    layers = [n for n, node in b.spec.graph.nodes.items() if not node.is_input]
+    counts_equal = all(b.torch_counts[n] == b.keras_counts[n] == b.nnspec_counts[n] for n in layers)
     _results[key] = {
         "type": layer_type,
         "counts_equal": counts_equal,

@@ -1,0 +1,122 @@
+"""The backend-neutral weights file: safetensors keyed ``"<layer>/<param>"`` in the catalog's layout.
+
+Reading and writing need only numpy (``safetensors.numpy``); no framework is imported. The file's
+metadata records the format version, the spec's name and every parameter's shape; loading checks
+the shapes against the spec and names every mismatch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import numpy as np
+
+FORMAT = "nnspec-weights"
+FORMAT_VERSION = "1"
+
+
+class WeightsFileError(ValueError):
+    """A weights file that cannot be read or does not fit the spec."""
+
+
+def write_weights(path, weights: dict[str, np.ndarray], metadata: dict | None = None) -> None:
+    """Write ``weights`` atomically (temp file in the same folder, then ``os.replace``)."""
+    from safetensors.numpy import save
+
+    path = os.fspath(path)
+    tensors = {k: np.ascontiguousarray(np.asarray(v)) for k, v in weights.items()}
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
+            "shapes": json.dumps({k: list(v.shape) for k, v in tensors.items()})}
+    meta.update({k: str(v) for k, v in (metadata or {}).items()})
+    data = save(tensors, metadata=meta)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".nnspec-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_metadata(path) -> dict[str, str]:
+    """The metadata of a weights file (format version, spec name, shapes)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(os.fspath(path), framework="numpy") as f:
+            return dict(f.metadata() or {})
+    except (OSError, ValueError) as exc:  # includes safetensors' SafetensorError
+        raise WeightsFileError(f"{path}: not a readable weights file ({exc})") from exc
+    except Exception as exc:  # safetensors raises its own error type for corrupt headers
+        raise WeightsFileError(f"{path}: not a readable weights file ({exc})") from exc
+
+
+def read_weights(path) -> dict[str, np.ndarray]:
+    """All arrays of a weights file, ``{"<layer>/<param>": array}``."""
+    from safetensors.numpy import load_file
+
+    meta = read_metadata(path)
+    if meta.get("format") != FORMAT:
+        raise WeightsFileError(f"{path}: not an nnspec weights file (metadata format={meta.get('format')!r})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise WeightsFileError(
+            f"{path}: weights format version {meta.get('format_version')!r}; this nnspec reads version {FORMAT_VERSION}"
+        )
+    try:
+        return load_file(os.fspath(path))
+    except Exception as exc:
+        raise WeightsFileError(f"{path}: cannot read the arrays ({exc})") from exc
+
+
+def backend_of(model) -> str:
+    """'torch' or 'keras', from the model's type (without importing either framework)."""
+    for klass in type(model).__mro__:
+        module = klass.__module__ or ""
+        if module.startswith("torch"):
+            return "torch"
+        if module.startswith(("keras", "tf_keras", "tensorflow")):
+            return "keras"
+    raise TypeError(f"cannot tell the backend of a {type(model).__name__}; expected a torch.nn.Module or keras.Model")
+
+
+def save_weights(model, spec, path) -> None:
+    """Save a built model's weights in the neutral format (loads into either backend)."""
+    from nnspec.api import load
+    from nnspec.backends import get_backend
+
+    spec = load(spec)
+    backend = backend_of(model)
+    weights = get_backend(backend).get_weights(model, spec)
+    write_weights(path, weights, {"spec": spec.name, "backend": backend})
+
+
+def load_weights(model, spec, path) -> None:
+    """Load a neutral weights file into a built model of either backend; shapes checked first."""
+    from nnspec.api import load
+    from nnspec.backends import get_backend
+    from nnspec.backends.common import weight_keys
+
+    spec = load(spec)
+    weights = read_weights(path)
+    expected = weight_keys(spec)
+    problems = []
+    for key, shape in expected.items():
+        if key not in weights:
+            problems.append(f"{key} is missing")
+        elif tuple(weights[key].shape) != shape:
+            problems.append(f"{key} has shape {tuple(weights[key].shape)}, spec `{spec.name}` expects {shape}")
+    problems += [f"{key} is not a parameter of spec `{spec.name}`" for key in weights if key not in expected]
+    if problems:
+        saved = read_metadata(path).get("spec", "?")
+        more = f" (and {len(problems) - 12} more)" if len(problems) > 12 else ""
+        raise WeightsFileError(
+            f"{path} (saved from spec `{saved}`) does not fit spec `{spec.name}`: " + "; ".join(problems[:12]) + more
+        )
+    get_backend(backend_of(model)).set_weights(model, spec, weights)
