@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 
-from nnspec.cli.common import atomic_write
+from nnspec.fileio import atomic_write
 
 
 def _pyplot():

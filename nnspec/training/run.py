@@ -23,6 +23,12 @@ from nnspec.training.rundir import RunDir
 from nnspec.training.settings import resolve, steps_per_epoch, versions
 
 LOOPS = {"torch": "nnspec.training.torch_loop", "keras": "nnspec.training.keras_loop"}
+_LAST_RUN: list[str] = []
+
+
+def last_run_dir() -> str | None:
+    """The run directory most recently created or resumed in this process (for --resume hints)."""
+    return _LAST_RUN[-1] if _LAST_RUN else None
 
 
 @dataclass
@@ -87,6 +93,7 @@ def train(spec, backend: str = "torch", epochs: int | None = None, batch_size: i
     settings["device"] = loop_module.select_device(settings["device"])
     settings["versions"] = versions(backend)
     run = RunDir.create(out or "runs", spec.name)
+    _LAST_RUN.append(run.path)
     run.write_text("spec.yaml", spec.source.text)
     settings["spec_path"] = os.path.abspath(spec.path) if spec.path and os.path.exists(spec.path) else None
     settings["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -173,6 +180,16 @@ def _takes_ids(spec, name: str) -> bool:
     return str(node.attrs.get("dtype", "float32")).startswith("int")
 
 
+def _log_order(logs: dict) -> list[str]:
+    """loss, per-head losses, metrics, then the same for validation (Keras's order varies)."""
+    def key(name: str):
+        val = name.startswith("val_")
+        base = name[4:] if val else name
+        return (val, base != "loss", not base.endswith("loss"), base)
+
+    return sorted(logs, key=key)
+
+
 class Epochs:
     """Records each finished epoch: history, checkpoints, best weights, schedule, early stopping."""
 
@@ -207,7 +224,7 @@ class Epochs:
     def epoch_end(self, epoch: int, logs: dict, seconds: float, lr: float) -> bool:
         """Record 0-based ``epoch``; True asks the loop to stop."""
         row = {"epoch": epoch + 1}
-        row.update({k: float(v) for k, v in logs.items()})
+        row.update({k: float(logs[k]) for k in _log_order(logs)})
         row["lr"] = float(lr)
         row["seconds"] = round(float(seconds), 4)
         self.history.append(row)
@@ -317,7 +334,7 @@ def finish(spec, settings: dict, run: RunDir, preds: dict, test: Data, which: st
 def _save_predictions(run: RunDir, preds: dict, test: Data) -> None:
     import io
 
-    from nnspec.cli.common import atomic_write
+    from nnspec.fileio import atomic_write
 
     buf = io.BytesIO()
     arrays = {f"pred/{h}": np.asarray(v) for h, v in preds.items()}
@@ -424,6 +441,7 @@ def _train_ensemble(spec, settings: dict, run: RunDir, splits, loop_module, stre
 # --- resume ---------------------------------------------------------------------------------
 def _resume(path: str, spec, epochs: int | None, stream, callbacks, device: str | None) -> RunResult:
     run = RunDir.open(path)
+    _LAST_RUN.append(run.path)
     settings = run.read_json("settings.json")
     spec = load_run_spec(run, settings)
     if epochs is not None:
@@ -489,4 +507,6 @@ def evaluate(run_dir: str, backend: str | None = None, weights: str | None = Non
     scores["weights"] = weights
     scores["backend"] = settings["backend"]
     scores["test_examples"] = len(test)
+    if saved:
+        scores["saved"] = {k: v for k, v in saved.items() if k.startswith("test_") and k != "test_examples"}
     return scores

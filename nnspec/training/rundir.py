@@ -25,7 +25,7 @@ import math
 import os
 import time
 
-from nnspec.cli.common import atomic_write
+from nnspec.fileio import atomic_write
 from nnspec.training.errors import TrainingError
 
 

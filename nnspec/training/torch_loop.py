@@ -292,7 +292,7 @@ class Loop:
         self.backend.set_weights(self.model, self.spec, weights)
 
     def save_optimizer(self, path: str) -> None:
-        from nnspec.cli.common import atomic_write
+        from nnspec.fileio import atomic_write
 
         buf = io.BytesIO()
         torch.save({"optimizer": self.optimizer.state_dict()}, buf)

@@ -1,0 +1,42 @@
+"""`nnspec predict RUN_DIR INPUTS`: predictions of a trained run for an .npy/.npz file or images."""
+
+from __future__ import annotations
+
+HELP = "predict with a trained run"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by nnspec train")
+    p.add_argument("inputs", metavar="INPUTS", nargs="+",
+                   help=".npy / .npz (raw or prepared arrays) or image files (.png, .jpg, ...)")
+    p.add_argument("--backend", choices=["torch", "keras"], default=None)
+    p.add_argument("--top", type=int, default=3, help="classes shown per example (default 3)")
+    p.add_argument("--raw", action="store_true",
+                   help="inputs are already model-ready (skip the run's scaling and normalisation)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+
+
+def run(args, out, err) -> int:
+    import json
+
+    from nnspec.training.errors import TrainingError
+    from nnspec.training.predict import predict_files
+
+    try:
+        result = predict_files(args.run_dir, args.inputs, backend=args.backend, prepared=args.raw, top=args.top)
+    except TrainingError as exc:
+        print(f"error: {exc}", file=err)
+        return 1
+    if args.format == "json":
+        print(json.dumps(result, indent=2), file=out)
+        return 0
+    for item in result["predictions"]:
+        parts = []
+        for head, value in item["heads"].items():
+            label = f"{head}: " if len(item["heads"]) > 1 else ""
+            if "classes" in value:
+                parts.append(label + ", ".join(f"{c['class']} {c['probability']:.1%}" for c in value["classes"]))
+            else:
+                parts.append(label + ", ".join(f"{v:.4g}" for v in value["values"]))
+        print(f"{item['source']}: " + "; ".join(parts), file=out)
+    return 0

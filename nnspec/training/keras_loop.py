@@ -1,0 +1,303 @@
+"""The Keras training loop: ``model.fit`` itself, recording through :class:`Epochs`.
+
+One ``fit`` call runs all epochs (one per epoch only when augmentation makes new inputs each
+epoch); a callback hands each epoch's logs to :class:`Epochs`, sets the epoch's learning rate
+and stops on request. ``steps_per_execution`` runs several steps per host round trip; the
+NaN check reads the loss once per execution, so it names the steps in which the loss broke.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from nnspec.training.control import one_cycle_lr  # noqa: E402
+from nnspec.training.errors import NonFiniteLoss  # noqa: E402
+from nnspec.training.metrics import applicable_metrics, one_hot  # noqa: E402
+from nnspec.training.settings import resolve_device  # noqa: E402
+
+EVAL_BATCH = 1024
+CPU_STEPS_PER_EXECUTION = 16
+
+
+def _gpus() -> list:
+    try:
+        import tensorflow as tf
+
+        return tf.config.list_physical_devices("GPU")
+    except ImportError:
+        return []
+
+
+def select_device(requested: str) -> str:
+    return resolve_device(requested, bool(_gpus()))
+
+
+def _device_scope(device: str):
+    import contextlib
+
+    if device == "cpu" and _gpus():
+        import tensorflow as tf
+
+        return tf.device("/CPU:0")
+    return contextlib.nullcontext()
+
+
+class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+    """The one-cycle schedule of :func:`nnspec.training.control.one_cycle_lr`, per optimiser step."""
+
+    def __init__(self, total_steps: int, max_lr: float, pct_start: float = 0.3):
+        self.total_steps, self.max_lr, self.pct_start = total_steps, max_lr, pct_start
+
+    def __call__(self, step):
+        ops = keras.ops
+        step = ops.cast(step, "float32")
+        start = self.max_lr / 25.0
+        end = start / 1e4
+        up = max(1.0, self.pct_start * self.total_steps - 1)
+        down = max(1.0, self.total_steps - 1 - up)
+
+        def cos(a, b, frac):
+            return b + (a - b) / 2.0 * (1.0 + ops.cos(math.pi * frac))
+
+        warm = cos(start, self.max_lr, ops.minimum(step / up, 1.0))
+        anneal = cos(self.max_lr, end, ops.clip((step - up) / down, 0.0, 1.0))
+        return ops.where(step <= up, warm, anneal)
+
+    def get_config(self):
+        return {"total_steps": self.total_steps, "max_lr": self.max_lr, "pct_start": self.pct_start}
+
+
+def _loss(loss: dict):
+    kind = loss["type"]
+    L = keras.losses
+    if kind == "categorical_crossentropy":
+        return L.CategoricalCrossentropy(from_logits=loss["from_logits"], label_smoothing=loss["label_smoothing"])
+    if kind == "sparse_categorical_crossentropy":
+        return L.SparseCategoricalCrossentropy(from_logits=loss["from_logits"])
+    if kind == "binary_crossentropy":
+        return L.BinaryCrossentropy(from_logits=loss["from_logits"], label_smoothing=loss["label_smoothing"])
+    if kind == "mse":
+        return L.MeanSquaredError()
+    if kind == "mae":
+        return L.MeanAbsoluteError()
+    return L.Huber(delta=loss["delta"])
+
+
+def _metric(name: str, loss: dict, top_k: int):
+    kind = loss["type"]
+    K = keras.metrics
+    if name == "accuracy":
+        if kind == "categorical_crossentropy":
+            return K.CategoricalAccuracy(name="accuracy")
+        if kind == "sparse_categorical_crossentropy":
+            return K.SparseCategoricalAccuracy(name="accuracy")
+        return K.BinaryAccuracy(name="accuracy", threshold=0.0 if loss["from_logits"] else 0.5)
+    if name == "top_k_accuracy":
+        cls = K.TopKCategoricalAccuracy if kind == "categorical_crossentropy" else K.SparseTopKCategoricalAccuracy
+        return cls(k=top_k, name="top_k_accuracy")
+    if name == "mae":
+        return K.MeanAbsoluteError(name="mae")
+    return K.MeanSquaredError(name="mse")
+
+
+def _optimizer(opt: dict, clip, lr):
+    opts = keras.optimizers
+    common = {"learning_rate": lr, "global_clipnorm": clip}
+    wd = opt.get("weight_decay") or None
+    kind = opt["type"]
+    if kind in ("adam", "adamw"):
+        cls = opts.AdamW if kind == "adamw" else opts.Adam
+        return cls(beta_1=opt["beta_1"], beta_2=opt["beta_2"], epsilon=opt["epsilon"], weight_decay=wd, **common)
+    if kind == "sgd":
+        return opts.SGD(momentum=opt["momentum"], nesterov=opt["nesterov"], weight_decay=wd, **common)
+    return opts.RMSprop(rho=opt["rho"], momentum=opt["momentum"], epsilon=opt["epsilon"], weight_decay=wd, **common)
+
+
+class Loop:
+    """Builds and compiles the Keras model for a run, runs ``fit``, predicts, saves and loads state."""
+
+    optimizer_ext = "npz"
+
+    def __init__(self, spec, settings: dict, train, val, augment=None):
+        from nnspec.backends import get_backend
+
+        self.spec, self.settings = spec, settings
+        self.backend = get_backend("keras")
+        self.heads = list(spec.graph.heads)
+        self.augment = augment
+        self.scope = _device_scope(settings["device"])
+        keras.utils.set_random_seed(settings["seed"])
+        policy = keras.mixed_precision.global_policy().name
+        if settings.get("mixed_precision") and settings["device"] == "cuda":
+            keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        try:
+            with self.scope:
+                self.model = self.backend.build(spec, seed=settings["seed"])
+        finally:
+            keras.mixed_precision.set_global_policy(policy)
+        if train is None:
+            return
+        self.n = len(train)
+        self.x, self.y = train.x, self._targets(train.y)
+        self.val = (val.x, self._targets(val.y)) if val is not None else None
+        self.steps = math.ceil(self.n / settings["batch_size"])
+        spe = settings.get("steps_per_execution", "auto")
+        if spe == "auto":
+            spe = 1 if settings["device"] == "cuda" else CPU_STEPS_PER_EXECUTION
+        self.steps_per_execution = max(1, min(int(spe), self.steps))
+        self.per_step_lr = settings["schedule"]["type"] == "one_cycle"
+        lr = (OneCycle(self.steps * settings["epochs"], settings["schedule"]["max_lr"],
+                       settings["schedule"].get("pct_start", 0.3)) if self.per_step_lr else settings["lr"])
+        losses = settings["losses"]
+        with self.scope:
+            self.model.compile(
+                optimizer=_optimizer(settings["optimizer"], settings.get("gradient_clip"), lr),
+                loss={h: _loss(losses[h]) for h in self.heads} if len(self.heads) > 1 else _loss(losses[self.heads[0]]),
+                loss_weights={h: losses[h]["weight"] for h in self.heads} if len(self.heads) > 1 else None,
+                metrics=self._metrics(),
+                steps_per_execution=self.steps_per_execution,
+                jit_compile=True if settings.get("compile") else "auto",
+            )
+
+    def _metrics(self):
+        s = self.settings
+        per_head = {h: [_metric(m, s["losses"][h], s["top_k"]) for m in applicable_metrics(s, h)] for h in self.heads}
+        return per_head if len(self.heads) > 1 else per_head[self.heads[0]]
+
+    def _targets(self, ys: dict) -> dict:
+        """Canonical targets -> what Keras's losses take (one-hot for categorical cross-entropy)."""
+        out = {}
+        for head in self.heads:
+            loss = self.settings["losses"][head]
+            y = ys[head]
+            if loss["type"] == "categorical_crossentropy":
+                k = self.spec.analysis.nodes[self.spec.graph.heads[head]].output_shape[-1]
+                y = one_hot(y, k)
+            out[head] = y
+        return out
+
+    def _x(self, x: dict):
+        return x if len(x) > 1 else next(iter(x.values()))
+
+    def _y(self, y: dict):
+        return y if len(y) > 1 else next(iter(y.values()))
+
+    def fit(self, start: int, end: int, epochs) -> None:
+        from nnspec.training.run import epoch_seed
+
+        s = self.settings
+        bridge = _Bridge(self, epochs)
+        val = (self._x(self.val[0]), self._y(self.val[1])) if self.val is not None else None
+        kwargs = {"batch_size": s["batch_size"], "validation_data": val, "verbose": 0, "callbacks": [bridge],
+                  "validation_batch_size": max(s["batch_size"], EVAL_BATCH), "shuffle": True}
+        with self.scope:
+            if self.augment is None:
+                self.model.fit(self._x(self.x), self._y(self.y), epochs=end, initial_epoch=start, **kwargs)
+                return
+            for epoch in range(start, end):
+                x = self.augment(self.x, np.random.default_rng(epoch_seed(s["seed"], epoch)))
+                x = x if isinstance(x, dict) else {next(iter(self.x)): x}
+                self.model.fit(self._x(x), self._y(self.y), epochs=epoch + 1, initial_epoch=epoch, **kwargs)
+                if bridge.stop:
+                    return
+
+    def predict(self, x: dict) -> dict:
+        with self.scope:
+            out = self.model.predict(self._x(x), batch_size=EVAL_BATCH, verbose=0)
+        if not isinstance(out, dict):
+            out = {self.heads[0]: out}
+        return {h: np.asarray(out[h], dtype=np.float32) for h in self.heads}
+
+    def set_lr(self, lr: float) -> None:
+        if not self.per_step_lr:
+            self.model.optimizer.learning_rate.assign(lr)
+
+    # --- state ---------------------------------------------------------------------------
+    def get_weights(self) -> dict:
+        return self.backend.get_weights(self.model, self.spec)
+
+    def set_weights(self, weights: dict) -> None:
+        self.backend.set_weights(self.model, self.spec, weights)
+
+    def save_optimizer(self, path: str) -> None:
+        from nnspec.fileio import atomic_write
+
+        opt = self.model.optimizer
+        arrays = {f"{i:04d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(opt.variables)}
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write(path, buf.getvalue())
+
+    def load_optimizer(self, path: str) -> None:
+        opt = self.model.optimizer
+        if not opt.built:
+            with self.scope:
+                opt.build(self.model.trainable_variables)
+        with np.load(path) as saved:
+            values = [saved[k] for k in sorted(saved.files)]
+        if len(values) != len(opt.variables):
+            return  # a different optimiser layout: keep fresh moments rather than mix them up
+        for var, value in zip(opt.variables, values, strict=True):
+            var.assign(value)
+
+
+class _Bridge(keras.callbacks.Callback):
+    """Hands Keras's epoch logs to :class:`Epochs`; sets learning rates; catches NaN losses."""
+
+    def __init__(self, loop: Loop, epochs):
+        super().__init__()
+        self.loop, self.epochs = loop, epochs
+        self.stop = False
+        self.epoch = 0
+        self.started = 0.0
+        self.lr = loop.settings["lr"]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        self.epochs.epoch_begin(epoch)
+        if self.loop.per_step_lr:
+            self.lr = one_cycle_lr(epoch * self.loop.steps, self.epochs.total_steps,
+                                   self.loop.settings["schedule"]["max_lr"],
+                                   self.loop.settings["schedule"].get("pct_start", 0.3))
+        else:
+            self.lr = self.epochs.lr_for_epoch(epoch)
+            self.loop.set_lr(self.lr)
+        self.started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not logs or "loss" not in logs:
+            return
+        value = float(logs["loss"])
+        steps, spe = self.loop.steps, self.loop.steps_per_execution
+        if not math.isfinite(value):
+            last = batch + 1
+            raise NonFiniteLoss(self.epoch + 1, last, steps, value, (max(1, last - spe + 1), last))
+        progress = self.epochs.progress
+        if progress.wants_steps and progress.due():
+            progress.step(self.epoch, batch + 1, steps, _rename(logs, self.loop.heads))
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = _rename(dict(logs or {}), self.loop.heads)
+        seconds = time.perf_counter() - self.started
+        if self.epochs.epoch_end(epoch, logs, seconds, self.lr):
+            self.stop = True
+            self.model.stop_training = True
+
+
+def _rename(logs: dict, heads: list[str]) -> dict:
+    """Keras's log names -> nnspec's (identical for one head; ``<head>_<metric>`` for several)."""
+    out = {}
+    for k, v in logs.items():
+        if k in ("learning_rate", "lr", "val_learning_rate"):
+            continue
+        out[k] = float(v)
+    return out

@@ -1,0 +1,123 @@
+"""Predictions of a trained run for files: .npy / .npz arrays or images.
+
+Raw inputs (integer arrays, images) get the run's own preprocessing, read from its
+settings.json (``data.scale``, ``data.mean``, ``data.std``), and are reshaped to the spec's
+input shape; ``prepared=True`` feeds float arrays unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from nnspec.training import metrics as M
+from nnspec.training.errors import TrainingError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def read_inputs(paths: list[str], spec) -> tuple[dict, list[str]]:
+    """Arrays keyed by input name, and a label per example (file name, or file[i])."""
+    inputs = list(spec.graph.inputs)
+    shapes = {name: tuple(spec.analysis.nodes[name].output_shape[1:]) for name in inputs}
+    columns: dict[str, list] = {name: [] for name in inputs}
+    labels: list[str] = []
+    for path in paths:
+        if not os.path.exists(path):
+            raise TrainingError(f"{path}: no such file")
+        ext = os.path.splitext(path)[1].lower()
+        if ext == ".npy":
+            arrays = {inputs[0]: np.load(path, allow_pickle=False)}
+        elif ext == ".npz":
+            with np.load(path, allow_pickle=False) as f:
+                if len(inputs) == 1:
+                    key = next((k for k in ("x", inputs[0]) if k in f.files), f.files[0] if f.files else None)
+                    if key is None:
+                        raise TrainingError(f"{path}: the .npz file holds no arrays")
+                    arrays = {inputs[0]: f[key]}
+                else:
+                    missing = [n for n in inputs if n not in f.files]
+                    if missing:
+                        raise TrainingError(f"{path}: needs one array per input; missing {', '.join(missing)}")
+                    arrays = {n: f[n] for n in inputs}
+        elif ext in IMAGE_EXTENSIONS:
+            if len(inputs) != 1:
+                raise TrainingError(f"{path}: images can only feed a spec with one input")
+            arrays = {inputs[0]: _image(path, shapes[inputs[0]])[None]}
+        else:
+            raise TrainingError(f"{path}: unsupported input file; give .npy, .npz or an image "
+                                f"({', '.join(IMAGE_EXTENSIONS)})")
+        n = None
+        for name, arr in arrays.items():
+            arr = np.asarray(arr)
+            size = int(np.prod(shapes[name]))
+            if arr.size == size:
+                arr = arr.reshape((1, *shapes[name]))
+            elif arr.ndim >= 1 and arr.size % size == 0 and arr[0].size == size:
+                arr = arr.reshape((len(arr), *shapes[name]))
+            else:
+                raise TrainingError(f"{path}: array of shape {arr.shape} does not fit input `{name}` of shape "
+                                    f"{shapes[name]} (one example or a batch of them)")
+            columns[name].append(arr)
+            n = len(arr)
+        labels += [path] if n == 1 else [f"{path}[{i}]" for i in range(n)]
+    return {k: np.concatenate(v) for k, v in columns.items()}, labels
+
+
+def _image(path: str, shape: tuple) -> np.ndarray:
+    try:
+        from PIL import Image
+    except ImportError:
+        raise TrainingError("reading images needs Pillow: pip install pillow") from None
+    if len(shape) == 3:
+        h, w, c = shape
+    elif len(shape) == 1:
+        side = int(round(shape[0] ** 0.5))
+        if side * side != shape[0]:
+            raise TrainingError(f"{path}: the spec's input {shape} is not an image")
+        h = w = side
+        c = 1
+    else:
+        h, w, c = shape[0], shape[1], 1
+    with Image.open(path) as img:
+        img = img.convert("L" if c == 1 else "RGB").resize((w, h))
+        arr = np.asarray(img, dtype=np.uint8)
+    return arr.reshape(shape)
+
+
+def prepare(arrays: dict, settings: dict, prepared: bool) -> dict:
+    """The run's scaling and normalisation (skipped when ``prepared``)."""
+    data = settings.get("data") or {}
+    scale, mean, std = float(data.get("scale", 1.0)), float(data.get("mean", 0.0)), float(data.get("std", 1.0))
+    out = {}
+    for name, arr in arrays.items():
+        if prepared:
+            out[name] = arr.astype(np.float32)
+        else:
+            out[name] = ((arr.astype(np.float32) * np.float32(scale)) - np.float32(mean)) / np.float32(std)
+    return out
+
+
+def predict_files(run_dir: str, paths: list[str], backend: str | None = None, prepared: bool = False,
+                  top: int = 3) -> dict:
+    """Predictions per example: top classes with probabilities, or values (regression)."""
+    from nnspec.training.run import open_model
+
+    run, spec, settings, loop = open_model(run_dir, backend)
+    arrays, labels = read_inputs(paths, spec)
+    preds = loop.predict(prepare(arrays, settings, prepared))
+    names = settings.get("class_names") or []
+    out = []
+    for i, label in enumerate(labels):
+        heads = {}
+        for head, loss in settings["losses"].items():
+            p = M.probabilities(preds[head][i], loss)
+            if loss["type"] in M.CATEGORICAL:
+                order = np.argsort(-p)[:top]
+                heads[head] = {"classes": [{"class": names[j] if j < len(names) else str(j), "index": int(j),
+                                            "probability": float(p[j])} for j in order]}
+            else:
+                heads[head] = {"values": [float(v) for v in np.asarray(p).reshape(-1)]}
+        out.append({"source": label, "heads": heads})
+    return {"run_dir": run.path, "backend": settings["backend"], "predictions": out}
