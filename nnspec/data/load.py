@@ -241,7 +241,7 @@ def _fit_shape(x: np.ndarray, shape: tuple, what: str, spec, input_name: str, im
     got = "x".join(str(d) for d in x.shape[1:])
     hint = f"set inputs.{input_name}.shape to {list(x.shape[1:])}"
     if images:
-        hint += f" or [{int(np.prod(x.shape[1:]))}]; for image folders data.image_size resizes"
+        hint += f" or [{int(np.prod(x.shape[1:]))}]"
     raise spec_error(
         spec,
         ("inputs", input_name),
