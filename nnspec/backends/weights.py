@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import numpy as np
+
+from nnspec.fileio import atomic_write
 
 FORMAT = "nnspec-weights"
 FORMAT_VERSION = "1"
@@ -30,19 +31,7 @@ def write_weights(path, weights: dict[str, np.ndarray], metadata: dict | None = 
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
             "shapes": json.dumps({k: list(v.shape) for k, v in tensors.items()})}
     meta.update({k: str(v) for k, v in (metadata or {}).items()})
-    data = save(tensors, metadata=meta)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".nnspec-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, save(tensors, metadata=meta))
 
 
 def read_metadata(path) -> dict[str, str]:

@@ -54,12 +54,20 @@ def activation(name: str):
 
 
 def _first(x):
-    """Channels-last -> channels-first (a view)."""
-    return x.movedim(-1, 1)
+    """Channels-last -> channels-first (a view). Explicit, non-negative permutations export to ONNX."""
+    return x.permute(0, x.dim() - 1, *range(1, x.dim() - 1))
 
 
 def _last(x):
-    return x.movedim(1, -1)
+    return x.permute(0, *range(2, x.dim()), 1)
+
+
+def _move(x, source: int, target: int):
+    """movedim with non-negative axes (the ONNX exporter mishandles negative ones)."""
+    source, target = source % x.dim(), target % x.dim()
+    order = [d for d in range(x.dim()) if d != source]
+    order.insert(target, source)
+    return x.permute(*order)
 
 
 def _same_pads(lengths, kernel, strides, dilation) -> list[int]:
@@ -474,14 +482,17 @@ class BatchNorm(KerasLayer, nn.Module):
 class LayerNorm(KerasLayer, nn.Module):
     def __init__(self, channels: int, a: dict):
         super().__init__()
-        self.axis, self.epsilon = a["axis"], a["epsilon"]
+        self.axis, self.epsilon, self.channels = a["axis"], a["epsilon"], channels
         self.gamma = nn.Parameter(torch.ones(channels)) if a["scale"] else None
         self.beta = nn.Parameter(torch.zeros(channels)) if a["center"] else None
 
     def forward(self, x):
-        y = x.movedim(self.axis, -1)
-        y = F.layer_norm(y, y.shape[-1:], self.gamma, self.beta, self.epsilon)
-        return y.movedim(-1, self.axis)
+        axis = self.axis % x.dim()
+        if axis == x.dim() - 1:
+            return F.layer_norm(x, (self.channels,), self.gamma, self.beta, self.epsilon)
+        y = _move(x, axis, -1)
+        y = F.layer_norm(y, (self.channels,), self.gamma, self.beta, self.epsilon)
+        return _move(y, -1, axis)
 
     def extra_repr(self):
         return f"axis={self.axis}, epsilon={self.epsilon}"
