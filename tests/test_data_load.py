@@ -279,3 +279,20 @@ def test_an_unreadable_image_is_named(write_spec, tmp_path):
     (tmp_path / "imgs" / "b" / "broken.png").write_bytes(b"not a png")
     with pytest.raises(DataError, match="cannot read image .*broken.png"):
         load_data(spec_with(write_spec, CNN.replace("units: 10", "units: 2"), "  path: imgs\n"))
+
+
+def test_loading_data_imports_no_framework(write_spec, tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "t.csv").write_text("a,b,target\n1,2,x\n3,4,y\n5,6,x\n")
+    path = write_spec(
+        DENSE_HEAD.format(features=2, units=2, activation="softmax", loss="categorical_crossentropy")
+        + "data: {path: t.csv}\n"
+    )
+    code = (
+        "import sys, nnspec; from nnspec.data import load_data; d = load_data(nnspec.load(sys.argv[1]));"
+        "assert len(d.train) == 2, d; print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow', 'keras')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
