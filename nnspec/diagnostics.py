@@ -24,6 +24,8 @@ CODES: dict[str, str] = {
     "shape": "layers whose shapes do not fit together",
     "size": "a model too large to be sensible",
     "backend": "a combination a backend cannot build identically",
+    "data": "data files or data settings that cannot be used",
+    "training": "a training run that cannot start or continue",
 }
 
 
