@@ -1,0 +1,136 @@
+"""Open a trained run for inspection: its spec, settings, weights file, image input and classes.
+
+Every reason a run cannot be inspected is found here, before any framework is imported, and
+reported as one :class:`InspectError` line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+
+from nnspec.inspect.errors import InspectError
+
+CATEGORICAL = ("categorical_crossentropy", "sparse_categorical_crossentropy")
+CONV_TYPES = ("conv2d",)
+
+
+@dataclass
+class InspectedRun:
+    """What inspect needs to know about a run (no framework, no arrays)."""
+
+    path: str
+    spec: object  # nnspec.spec.Spec
+    settings: dict
+    weights_path: str
+    weights: str  # "best" or "last"
+    input_name: str
+    input_shape: tuple[int, ...]
+    head: str
+    class_names: list[str]
+
+    @property
+    def trained_on(self) -> str:
+        return self.settings.get("backend", "?")
+
+    def shape_of(self, layer: str) -> tuple[int, ...]:
+        """A layer's output shape per example (nnspec's inferred shape without the batch axis)."""
+        return tuple(self.spec.analysis.nodes[layer].output_shape)[1:]
+
+    def conv_layers(self) -> list[str]:
+        """The spec's 2-D convolution layers, in graph order."""
+        return [n.name for n in self.spec.graph.nodes.values() if n.type in CONV_TYPES]
+
+    def spatial_layers(self) -> list[str]:
+        """Layers whose output is an image-like (H, W, C) tensor, in graph order (inputs excluded)."""
+        return [n.name for n in self.spec.graph.nodes.values()
+                if not n.is_input and len(self.shape_of(n.name)) == 3]
+
+    def layer(self, name: str | None, role: str, default: str, allowed: list[str], needs: str) -> str:
+        """Resolve a user-given layer name (or the default) with a did-you-mean for unknown names."""
+        if name is None:
+            return default
+        if name not in self.spec.graph.nodes:
+            layers = [n for n in self.spec.graph.nodes if not self.spec.graph.nodes[n].is_input]
+            close = difflib.get_close_matches(name, layers, n=1, cutoff=0.5)
+            hint = f"; did you mean `{close[0]}`?" if close else f"; the layers are: {_listing(layers)}"
+            raise InspectError(f"spec `{self.spec.name}` has no layer `{name}`{hint}")
+        if name not in allowed:
+            node = self.spec.graph.nodes[name]
+            raise InspectError(
+                f"{role}: layer `{name}` ({node.type}, output {self.shape_of(name)}) {needs}; "
+                f"choose one of: {_listing(allowed)}"
+            )
+        return name
+
+
+def _listing(names: list[str], limit: int = 12) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def open_run(run_dir: str, weights: str | None = None) -> InspectedRun:
+    """Check that ``run_dir`` is a finished single-model classification run on images, with weights."""
+    from nnspec.errors import SpecError
+    from nnspec.training.errors import TrainingError
+    from nnspec.training.rundir import RunDir
+    from nnspec.training.run import load_run_spec
+
+    if not os.path.isdir(run_dir):
+        raise InspectError(f"{run_dir}: no such run directory")
+    try:
+        run = RunDir.open(run_dir)
+        settings = run.read_json("settings.json")
+    except TrainingError as exc:
+        raise InspectError(f"{exc} (give a directory written by `nnspec train`, runs/<spec>/<timestamp>)") from None
+    except (OSError, ValueError) as exc:
+        raise InspectError(f"{run_dir}: cannot read settings.json ({exc})") from None
+    if int(settings.get("ensemble", 1) or 1) > 1:
+        raise InspectError(f"{run_dir} is an ensemble; inspect one member: {run.file('members', '0')}")
+    try:
+        spec = load_run_spec(run, settings)
+    except SpecError as exc:
+        first = exc.diagnostics[0].message if exc.diagnostics else str(exc)
+        raise InspectError(f"{run.file('spec.yaml')}: the run's spec no longer loads ({first})") from None
+    except OSError as exc:
+        raise InspectError(f"{run_dir}: cannot read spec.yaml ({exc})") from None
+
+    losses = settings.get("losses") or {h: item for h, item in spec.losses().items()}
+    heads = list(spec.graph.heads)
+    if len(heads) != 1:
+        raise InspectError(f"spec `{spec.name}` has {len(heads)} heads ({', '.join(heads)}); "
+                           "inspect handles single-head classification runs")
+    head = heads[0]
+    loss = (losses.get(head) or {}).get("type")
+    if settings.get("task") != "classification" or loss not in CATEGORICAL:
+        raise InspectError(f"{run_dir} is not a classification run (task {settings.get('task')!r}, loss {loss!r}); "
+                           "inspect shows filters, feature maps and misclassified examples of image classifiers")
+    inputs = list(spec.graph.inputs)
+    if len(inputs) != 1:
+        raise InspectError(f"spec `{spec.name}` has {len(inputs)} inputs ({', '.join(inputs)}); "
+                           "inspect handles networks with one image input")
+    input_shape = tuple(spec.analysis.nodes[inputs[0]].output_shape)[1:]
+    found = InspectedRun(run.path, spec, settings, "", "", inputs[0], input_shape, head, [])
+    if not found.conv_layers():
+        raise InspectError(f"spec `{spec.name}` has no conv2d layer: there are no filters or feature maps to show")
+    if len(input_shape) != 3:
+        raise InspectError(f"spec `{spec.name}`: input `{inputs[0]}` has shape {input_shape}; "
+                           "inspect needs an image input (height, width, channels)")
+
+    if weights is None:
+        saved = run.read_json("metrics.json") if run.exists("metrics.json") else {}
+        weights = saved.get("weights", "best") if saved.get("weights") in ("best", "last") else "best"
+    if weights not in ("best", "last"):
+        raise InspectError(f"weights must be `best` or `last` (got {weights!r})")
+    path = run.weights_best if weights == "best" else run.weights_last
+    if not os.path.isfile(path):
+        other = run.weights_last if weights == "best" else run.weights_best
+        hint = (f"; {os.path.relpath(other, run.path)} exists: use --weights {'last' if weights == 'best' else 'best'}"
+                if os.path.isfile(other) else "; the run has not finished an epoch")
+        raise InspectError(f"{run_dir} has no {weights} weights ({os.path.relpath(path, run.path)} is missing){hint}")
+    found.weights_path, found.weights = path, weights
+    classes = settings.get("class_names") or []
+    k = int(spec.analysis.nodes[spec.graph.heads[head]].output_shape[-1] or 0)
+    found.class_names = [str(c) for c in classes] if len(classes) == k else [str(i) for i in range(k)]
+    return found
