@@ -78,6 +78,21 @@ def pick_images(labels: np.ndarray, count: int) -> np.ndarray:
     return np.asarray(order, dtype=np.int64)
 
 
+def spread_mistakes(index: np.ndarray, true: np.ndarray, predicted: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """Mistakes ordered so one confusion cannot fill the picture: round by round, the most confident
+    remaining mistake of each (true, predicted) pair, pairs ordered by that confidence."""
+    ranked = np.argsort(-np.asarray(confidence), kind="stable")
+    queues: dict[tuple[int, int], list[int]] = {}
+    for i in ranked:
+        queues.setdefault((int(true[i]), int(predicted[i])), []).append(int(i))
+    order: list[int] = []
+    depth = 0
+    while len(order) < len(index):
+        order += [q[depth] for q in queues.values() if depth < len(q)]
+        depth += 1
+    return np.asarray(index, dtype=np.int64)[order] if order else np.zeros(0, np.int64)
+
+
 def _class_labels(y) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] > 1:
@@ -91,8 +106,9 @@ def _test_set(run: InspectedRun):
 
     s = run.settings
     try:
-        splits = load_data(run.spec, limit=s.get("limit"), seed=int(s.get("seed") or 0),
-                           validation_split=s.get("validation_split"))
+        splits = load_data(
+            run.spec, limit=s.get("limit"), seed=int(s.get("seed") or 0), validation_split=s.get("validation_split")
+        )
     except DataError as exc:
         raise InspectError(f"cannot load the run's data: {exc}") from None
     except SpecError as exc:
@@ -105,10 +121,21 @@ def _test_set(run: InspectedRun):
     return np.asarray(x, dtype=np.float32), _class_labels(y)
 
 
-def inspect_run(run_dir: str, *, layer: str | None = None, filters_layer: str | None = None,
-                cam_layer: str | None = None, images: int = 6, scan: int | None = 2000, misclassified: int = 24,
-                channels: int = 16, backend: str | None = None, weights: str | None = None,
-                out: str | None = None, grad_cam: bool = True) -> InspectResult:
+def inspect_run(
+    run_dir: str,
+    *,
+    layer: str | None = None,
+    filters_layer: str | None = None,
+    cam_layer: str | None = None,
+    images: int = 6,
+    scan: int | None = 2000,
+    misclassified: int = 24,
+    channels: int = 16,
+    backend: str | None = None,
+    weights: str | None = None,
+    out: str | None = None,
+    grad_cam: bool = True,
+) -> InspectResult:
     """Draw what a trained classification run learned; write PNGs to ``out`` (default ``RUN_DIR/inspect``).
 
     - ``filters_<layer>.png``: the learned kernels of ``filters_layer`` (default: the first conv
@@ -138,8 +165,9 @@ def inspect_run(run_dir: str, *, layer: str | None = None, filters_layer: str | 
     convs, spatial = run.conv_layers(), run.spatial_layers()
     filters_layer = run.layer(filters_layer, "filters", convs[0], convs, "is not a conv2d layer")
     layer = run.layer(layer, "feature maps", convs[0], spatial, "has no (height, width, channels) output")
-    cam_layer = run.layer(cam_layer, "Grad-CAM", _default_cam_layer(run), spatial,
-                          "has no (height, width, channels) output")
+    cam_layer = run.layer(
+        cam_layer, "Grad-CAM", _default_cam_layer(run), spatial, "has no (height, width, channels) output"
+    )
     if backend is None and not available():
         backend_missing = "neither torch nor keras is installed (pip install 'nnspec[torch]')"
     else:
@@ -163,11 +191,16 @@ def inspect_run(run_dir: str, *, layer: str | None = None, filters_layer: str | 
     path = os.path.join(out_dir, f"filters_{filters_layer}.png")
     kh, kw, cin, cout = filt.shape
     what = {"gray": "", "rgb": ", RGB", "channels": f", input channels 0-{filt.channels_shown - 1} of {cin} per row"}
-    title = (f"{run.spec.name} · {filters_layer}: {cout} learned {kh}×{kw} filters{what[filt.mode]}\n"
-             "red positive, blue negative, each filter scaled to its own largest weight")
+    title = (
+        f"{run.spec.name} · {filters_layer}: {cout} learned {kh}×{kw} filters{what[filt.mode]}\n"
+        "red positive, blue negative, each filter scaled to its own largest weight"
+    )
     cells = figures.filter_grid(filt, path, title)
-    shown_note = f"{cells} cells" + (f" (first {cells // filt.channels_shown} of {cout} filters)"
-                                      if filt.mode == "channels" and cells < cout * filt.channels_shown else "")
+    shown_note = f"{cells} cells" + (
+        f" (first {cells // filt.channels_shown} of {cout} filters)"
+        if filt.mode == "channels" and cells < cout * filt.channels_shown
+        else ""
+    )
     result.pictures.append(Picture("filters", path, filters_layer, filt.shape, cells, shown_note))
     if backend_missing:
         result.notes.append(f"feature maps, misclassified examples and Grad-CAM skipped: {backend_missing}")
@@ -183,7 +216,8 @@ def inspect_run(run_dir: str, *, layer: str | None = None, filters_layer: str | 
 
     idx = pick_images(y, images)
     result.image_indices, result.image_labels = idx, y[idx]
-    result.image_predictions = runner.probabilities(x[idx]).argmax(axis=1)
+    image_probs = runner.probabilities(x[idx])
+    result.image_predictions = image_probs.argmax(axis=1)
     maps = runner.feature_maps(x[idx], layer)
     expected = (len(idx), *run.shape_of(layer))
     if tuple(maps.shape) != expected:  # a backend disagreeing with shape inference is a bug, said plainly
@@ -192,62 +226,99 @@ def inspect_run(run_dir: str, *, layer: str | None = None, filters_layer: str | 
     path = os.path.join(out_dir, f"feature_maps_{layer}.png")
     shown = min(maps.shape[-1], channels)
     node = run.spec.graph.nodes[layer]
-    title = (f"{run.spec.name} · responses of {layer} ({node.type}), output {run.shape_of(layer)}"
-             + (f", channels 0-{shown - 1} of {maps.shape[-1]}" if shown < maps.shape[-1] else "")
-             + "\nleft: input test image; each map scaled to its own range")
-    labels = [f"{names[t]}" + ("" if t == p else f" (pred {names[p]})")
-              for t, p in zip(y[idx], result.image_predictions)]
+    title = (
+        f"{run.spec.name} · responses of {layer} ({node.type}), output {run.shape_of(layer)}"
+        + (f", channels 0-{shown - 1} of {maps.shape[-1]}" if shown < maps.shape[-1] else "")
+        + "\nleft: input test image; each map scaled to its own range"
+    )
+    labels = [
+        f"{names[t]}" + ("" if t == p else f"\n(pred {names[p]})")
+        for t, p in zip(y[idx], result.image_predictions, strict=True)
+    ]
     cells = figures.feature_map_grid(x[idx], maps, labels, path, title, max_channels=channels)
-    result.pictures.append(Picture("feature_maps", path, layer, run.shape_of(layer), cells,
-                                   f"{len(idx)} images x {shown} of {maps.shape[-1]} channels"))
+    result.pictures.append(
+        Picture(
+            "feature_maps",
+            path,
+            layer,
+            run.shape_of(layer),
+            cells,
+            f"{len(idx)} images x {shown} of {maps.shape[-1]} channels",
+        )
+    )
 
     n_scan = len(x) if scan is None else min(scan, len(x))
     probs = runner.probabilities(x[:n_scan])
     pred = probs.argmax(axis=1)
     wrong = np.flatnonzero(pred != y[:n_scan])
-    confidence = probs[wrong, pred[wrong]]
-    order = wrong[np.argsort(-confidence, kind="stable")][:misclassified]
+    order = spread_mistakes(wrong, y[wrong], pred[wrong], probs[wrong, pred[wrong]])[:misclassified]
     result.scanned, result.accuracy = n_scan, float((pred == y[:n_scan]).mean())
     result.misclassified_total = len(wrong)
     result.misclassified, result.misclassified_predictions = order, pred[order]
     path = os.path.join(out_dir, "misclassified.png")
-    title = (f"{run.spec.name} · {len(wrong)} of {n_scan} test images misclassified "
-             f"(accuracy {result.accuracy:.1%}); {len(order)} most confident mistakes")
-    cells = figures.misclassified_grid(x[order], [names[t] for t in y[order]], [names[p] for p in pred[order]],
-                                       probs[order, pred[order]], path, title)
-    result.pictures.append(Picture("misclassified", path, None, None, cells,
-                                   f"{len(wrong)} of {n_scan} wrong, accuracy {result.accuracy:.1%}"))
+    title = (
+        f"{run.spec.name} · {len(wrong)} of {n_scan} test images misclassified "
+        f"(accuracy {result.accuracy:.1%})\n{len(order)} shown: the most confident mistake of each "
+        "confusion (true -> predicted) first, then the next of each"
+    )
+    cells = figures.misclassified_grid(
+        x[order], [names[t] for t in y[order]], [names[p] for p in pred[order]], probs[order, pred[order]], path, title
+    )
+    result.pictures.append(
+        Picture(
+            "misclassified", path, None, None, cells, f"{len(wrong)} of {n_scan} wrong, accuracy {result.accuracy:.1%}"
+        )
+    )
 
     if grad_cam:
         classes = result.image_predictions
         cams, raw = runner.grad_cam(x[idx], cam_layer, classes)
         result.cam_layer, result.cam_classes, result.cams = cam_layer, classes, cams
         path = os.path.join(out_dir, f"grad_cam_{cam_layer}.png")
-        title = (f"{run.spec.name} · Grad-CAM at {cam_layer}, output {run.shape_of(cam_layer)}, "
-                 f"for the predicted class\n(gradient of its {runner.scores.description}; "
-                 "each map scaled to its own maximum)")
-        labels = [f"true {names[t]}\npred {names[p]} ({pr:.0%})" for t, p, pr in
-                  zip(y[idx], classes, runner.probabilities(x[idx])[np.arange(len(idx)), classes])]
+        title = (
+            f"{run.spec.name} · Grad-CAM at {cam_layer}, output {run.shape_of(cam_layer)}, "
+            f"for the predicted class\n(gradient of its {runner.scores.description}; "
+            "each map scaled to its own maximum)"
+        )
+        labels = [
+            f"true {names[t]}\npred {names[p]} ({pr:.0%})"
+            for t, p, pr in zip(y[idx], classes, image_probs[np.arange(len(idx)), classes], strict=True)
+        ]
         cells = figures.grad_cam_grid(x[idx], cams, labels, path, title)
-        result.pictures.append(Picture("grad_cam", path, cam_layer, run.shape_of(cam_layer), cells,
-                                       f"{len(idx)} images, maps {raw.shape[1]}x{raw.shape[2]} upsampled to "
-                                       f"{cams.shape[1]}x{cams.shape[2]}"))
+        result.pictures.append(
+            Picture(
+                "grad_cam",
+                path,
+                cam_layer,
+                run.shape_of(cam_layer),
+                cells,
+                f"{len(idx)} images, maps {raw.shape[1]}x{raw.shape[2]} upsampled to {cams.shape[1]}x{cams.shape[2]}",
+            )
+        )
     return result
 
 
 def format_report(result: InspectResult) -> str:
     """The short text report of what was written."""
     built = f", built on {result.backend}" if result.backend else ""
-    lines = [f"inspect {result.spec_name}: {result.run_dir}",
-             f"  trained on {result.trained_on}, {result.weights} weights{built}"]
+    lines = [
+        f"inspect {result.spec_name}: {result.run_dir}",
+        f"  trained on {result.trained_on}, {result.weights} weights{built}",
+    ]
     if result.image_indices is not None:
         n, right = len(result.image_indices), int((result.image_predictions == result.image_labels).sum())
-        lines.append(f"  {n} test images for feature maps and Grad-CAM (indices "
-                     f"{', '.join(map(str, result.image_indices[:8]))}{' ...' if n > 8 else ''}): {right} of {n} correct")
+        lines.append(
+            f"  {n} test images for feature maps and Grad-CAM (indices "
+            f"{', '.join(map(str, result.image_indices[:8]))}{' ...' if n > 8 else ''}): {right} of {n} correct"
+        )
     if result.accuracy is not None:
         lines.append(f"  accuracy on the first {result.scanned} test images: {result.accuracy:.1%}")
-    labels = {"filters": "filters", "feature_maps": "feature maps", "misclassified": "misclassified",
-              "grad_cam": "Grad-CAM"}
+    labels = {
+        "filters": "filters",
+        "feature_maps": "feature maps",
+        "misclassified": "misclassified",
+        "grad_cam": "Grad-CAM",
+    }
     rows = []
     for p in result.pictures:
         where = f"{p.layer} {p.shape}" if p.layer else ""

@@ -21,14 +21,15 @@ def _figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=DPI)
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, hspace=0.02, wspace=0.02)
     FigureCanvasAgg(fig)
     return fig
 
 
 def _save(fig, path: str) -> None:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, facecolor="white")
+    fig.savefig(buf, format="png", dpi=DPI, facecolor="white", bbox_inches="tight", pad_inches=0.08)
     atomic_write(path, buf.getvalue())
 
 
@@ -58,9 +59,8 @@ def filter_grid(filters: Filters, path: str, title: str, max_filters: int = 64) 
     kh, kw = filters.kernels.shape[1:3]
     annotate = kh * kw <= 25 and len(cells) <= 64
     size = 1.15 if annotate else 0.9
-    fig = _figure(max(4.0, ncols * size + 0.4), nrows * size + 1.0)
-    grid = fig.add_gridspec(nrows, ncols, left=0.02, right=0.98, bottom=0.02, top=1 - 0.85 / (nrows * size + 1.0),
-                            hspace=0.35, wspace=0.1)
+    fig = _figure(max(4.0, ncols * size), nrows * (size + 0.15) + 0.5)
+    grid = fig.add_gridspec(nrows, ncols)
     for i, (image, label) in enumerate(cells):
         ax = fig.add_subplot(grid[i // ncols, i % ncols])
         _bare(ax)
@@ -71,29 +71,36 @@ def filter_grid(filters: Filters, path: str, title: str, max_filters: int = 64) 
             ax.imshow(image, cmap="RdBu_r", vmin=-peak, vmax=peak, interpolation="nearest")
             if annotate:
                 for (r, c), v in np.ndenumerate(image):
-                    ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=max(4.5, 9 - max(kh, kw)),
-                            color="white" if abs(v) > 0.6 * peak else "black")
+                    ax.text(
+                        c,
+                        r,
+                        f"{v:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=max(4.5, 9 - max(kh, kw)),
+                        color="white" if abs(v) > 0.6 * peak else "black",
+                    )
         ax.set_title(f"#{label}", fontsize=8, pad=2)
     fig.suptitle(title, fontsize=9)
     _save(fig, path)
     return len(cells)
 
 
-def feature_map_grid(images: np.ndarray, maps: np.ndarray, labels: list[str], path: str, title: str,
-                     max_channels: int = 16) -> int:
+def feature_map_grid(
+    images: np.ndarray, maps: np.ndarray, labels: list[str], path: str, title: str, max_channels: int = 16
+) -> int:
     """Rows: test images; first column the input, then one response map per channel (each scaled alone)."""
     n, channels = len(images), min(maps.shape[-1], max_channels)
     ncols = channels + 1
     size = 1.05
-    fig = _figure(ncols * size + 0.3, n * size + 0.9)
-    grid = fig.add_gridspec(n, ncols, left=0.01, right=0.99, bottom=0.01, top=1 - 0.75 / (n * size + 0.9),
-                            hspace=0.25, wspace=0.06)
+    fig = _figure(ncols * size + 0.3, n * (size + 0.1) + 0.5)
+    grid = fig.add_gridspec(n, ncols)
     for r in range(n):
         ax = fig.add_subplot(grid[r, 0])
         _bare(ax)
         img, cmap = display_image(images[r])
         ax.imshow(img, cmap=cmap, interpolation="nearest")
-        ax.set_title(labels[r], fontsize=7, pad=2)
+        ax.set_ylabel(labels[r], fontsize=7)
         for c in range(channels):
             ax = fig.add_subplot(grid[r, c + 1])
             _bare(ax)
@@ -105,15 +112,15 @@ def feature_map_grid(images: np.ndarray, maps: np.ndarray, labels: list[str], pa
     return n * (channels + 1)
 
 
-def misclassified_grid(images: np.ndarray, true: list[str], predicted: list[str], confidence: np.ndarray,
-                       path: str, title: str) -> int:
+def misclassified_grid(
+    images: np.ndarray, true: list[str], predicted: list[str], confidence: np.ndarray, path: str, title: str
+) -> int:
     """The misclassified test images, each with its true class and the predicted one (and its probability)."""
     n = len(images)
     ncols = max(1, min(6, n))
     nrows = max(1, math.ceil(n / ncols))
-    fig = _figure(ncols * 1.6 + 0.2, nrows * 1.95 + 0.7)
-    grid = fig.add_gridspec(nrows, ncols, left=0.01, right=0.99, bottom=0.01, top=1 - 0.6 / (nrows * 1.95 + 0.7),
-                            hspace=0.55, wspace=0.08)
+    fig = _figure(ncols * 1.6, nrows * 1.95 + 0.4)
+    grid = fig.add_gridspec(nrows, ncols)
     for i in range(n):
         ax = fig.add_subplot(grid[i // ncols, i % ncols])
         _bare(ax)
@@ -133,9 +140,8 @@ def misclassified_grid(images: np.ndarray, true: list[str], predicted: list[str]
 def grad_cam_grid(images: np.ndarray, cams: np.ndarray, labels: list[str], path: str, title: str) -> int:
     """Rows: test images; columns: the input, the Grad-CAM heat map, the heat map over the input."""
     n = len(images)
-    fig = _figure(3 * 1.7 + 0.8, n * 1.75 + 0.8)
-    grid = fig.add_gridspec(n, 3, left=0.02, right=0.86, bottom=0.02, top=1 - 0.7 / (n * 1.75 + 0.8),
-                            hspace=0.45, wspace=0.06)
+    fig = _figure(3 * 1.7 + 1.6, n * 1.85 + 0.6)
+    grid = fig.add_gridspec(n, 3)
     heat = None
     for r in range(n):
         img, cmap = display_image(images[r])
@@ -147,13 +153,21 @@ def grad_cam_grid(images: np.ndarray, cams: np.ndarray, labels: list[str], path:
             if what != "Grad-CAM":
                 ax.imshow(img, cmap=cmap, interpolation="nearest")
             if what != "input":
-                heat = ax.imshow(cams[r], cmap="jet", vmin=0.0, vmax=1.0, alpha=1.0 if what == "Grad-CAM" else 0.45,
-                                 interpolation="bilinear")
+                shown = ax.imshow(
+                    cams[r],
+                    cmap="jet",
+                    vmin=0.0,
+                    vmax=1.0,
+                    alpha=1.0 if what == "Grad-CAM" else 0.45,
+                    interpolation="bilinear",
+                )
+                heat = shown if what == "Grad-CAM" else heat
             if r == 0:
                 ax.set_title(what, fontsize=8, pad=2)
     if heat is not None:
-        cax = fig.add_axes([0.89, 0.1, 0.025, 0.75])
-        fig.colorbar(heat, cax=cax).ax.tick_params(labelsize=7)
+        bar = fig.colorbar(heat, ax=fig.axes, shrink=min(1.0, 3.0 / max(n, 1)), aspect=25, pad=0.02)
+        bar.ax.tick_params(labelsize=7)
+        bar.set_label("importance for the class (0-1)", fontsize=7)
     fig.suptitle(title, fontsize=9)
     _save(fig, path)
     return n * 3

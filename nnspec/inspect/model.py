@@ -25,8 +25,10 @@ def default_backend() -> str:
     for name in ("torch", "keras"):
         if name in have:
             return name
-    raise InspectError("feature maps and predictions need a framework, and neither torch nor keras is installed: "
-                       "pip install 'nnspec[torch]' or pip install 'nnspec[keras]'")
+    raise InspectError(
+        "feature maps and predictions need a framework, and neither torch nor keras is installed: "
+        "pip install 'nnspec[torch]' or pip install 'nnspec[keras]'"
+    )
 
 
 def open_runner(run: InspectedRun, backend: str | None = None):
@@ -107,7 +109,7 @@ class TorchRunner:
         out = []
         with self.torch.no_grad():
             for i in range(0, len(x), BATCH):
-                out.append(self._forward(x[i:i + BATCH]).cpu().numpy())
+                out.append(self._forward(x[i : i + BATCH]).cpu().numpy())
         p = np.concatenate(out) if out else np.zeros((0, len(self.run.class_names)), np.float32)
         return _softmax(p) if self.scores.from_logits else p
 
@@ -144,6 +146,7 @@ class TorchRunner:
                 captured[name] = output
                 if name == "target":
                     output.retain_grad()
+
             return hook
 
         handles = [self.model.layers[layer].register_forward_hook(keep("target"))]
@@ -184,13 +187,15 @@ class KerasRunner:
         return model(np.ascontiguousarray(x, dtype=np.float32), training=False)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        out = [self.keras.ops.convert_to_numpy(self._call(self.model, x[i:i + BATCH])) for i in range(0, len(x), BATCH)]
+        out = [
+            self.keras.ops.convert_to_numpy(self._call(self.model, x[i : i + BATCH])) for i in range(0, len(x), BATCH)
+        ]
         p = np.concatenate(out) if out else np.zeros((0, len(self.run.class_names)), np.float32)
         return _softmax(p) if self.scores.from_logits else p
 
     def feature_maps(self, x: np.ndarray, layer: str) -> np.ndarray:
         sub = self.keras.Model(self.model.inputs, self.model.get_layer(layer).output)
-        out = [self.keras.ops.convert_to_numpy(self._call(sub, x[i:i + BATCH])) for i in range(0, len(x), BATCH)]
+        out = [self.keras.ops.convert_to_numpy(self._call(sub, x[i : i + BATCH])) for i in range(0, len(x), BATCH)]
         return np.concatenate(out)
 
     def grad_cam(self, x: np.ndarray, layer: str, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -44,8 +44,7 @@ class InspectedRun:
 
     def spatial_layers(self) -> list[str]:
         """Layers whose output is an image-like (H, W, C) tensor, in graph order (inputs excluded)."""
-        return [n.name for n in self.spec.graph.nodes.values()
-                if not n.is_input and len(self.shape_of(n.name)) == 3]
+        return [n.name for n in self.spec.graph.nodes.values() if not n.is_input and len(self.shape_of(n.name)) == 3]
 
     def layer(self, name: str | None, role: str, default: str, allowed: list[str], needs: str) -> str:
         """Resolve a user-given layer name (or the default) with a did-you-mean for unknown names."""
@@ -74,8 +73,8 @@ def open_run(run_dir: str, weights: str | None = None) -> InspectedRun:
     """Check that ``run_dir`` is a finished single-model classification run on images, with weights."""
     from nnspec.errors import SpecError
     from nnspec.training.errors import TrainingError
-    from nnspec.training.rundir import RunDir
     from nnspec.training.run import load_run_spec
+    from nnspec.training.rundir import RunDir
 
     if not os.path.isdir(run_dir):
         raise InspectError(f"{run_dir}: no such run directory")
@@ -99,24 +98,32 @@ def open_run(run_dir: str, weights: str | None = None) -> InspectedRun:
     losses = settings.get("losses") or {h: item for h, item in spec.losses().items()}
     heads = list(spec.graph.heads)
     if len(heads) != 1:
-        raise InspectError(f"spec `{spec.name}` has {len(heads)} heads ({', '.join(heads)}); "
-                           "inspect handles single-head classification runs")
+        raise InspectError(
+            f"spec `{spec.name}` has {len(heads)} heads ({', '.join(heads)}); "
+            "inspect handles single-head classification runs"
+        )
     head = heads[0]
     loss = (losses.get(head) or {}).get("type")
     if settings.get("task") != "classification" or loss not in CATEGORICAL:
-        raise InspectError(f"{run_dir} is not a classification run (task {settings.get('task')!r}, loss {loss!r}); "
-                           "inspect shows filters, feature maps and misclassified examples of image classifiers")
+        raise InspectError(
+            f"{run_dir} is not a classification run (task {settings.get('task')!r}, loss {loss!r}); "
+            "inspect shows filters, feature maps and misclassified examples of image classifiers"
+        )
     inputs = list(spec.graph.inputs)
     if len(inputs) != 1:
-        raise InspectError(f"spec `{spec.name}` has {len(inputs)} inputs ({', '.join(inputs)}); "
-                           "inspect handles networks with one image input")
+        raise InspectError(
+            f"spec `{spec.name}` has {len(inputs)} inputs ({', '.join(inputs)}); "
+            "inspect handles networks with one image input"
+        )
     input_shape = tuple(spec.analysis.nodes[inputs[0]].output_shape)[1:]
     found = InspectedRun(run.path, spec, settings, "", "", inputs[0], input_shape, head, [])
     if not found.conv_layers():
         raise InspectError(f"spec `{spec.name}` has no conv2d layer: there are no filters or feature maps to show")
     if len(input_shape) != 3:
-        raise InspectError(f"spec `{spec.name}`: input `{inputs[0]}` has shape {input_shape}; "
-                           "inspect needs an image input (height, width, channels)")
+        raise InspectError(
+            f"spec `{spec.name}`: input `{inputs[0]}` has shape {input_shape}; "
+            "inspect needs an image input (height, width, channels)"
+        )
 
     if weights is None:
         saved = run.read_json("metrics.json") if run.exists("metrics.json") else {}
@@ -126,8 +133,11 @@ def open_run(run_dir: str, weights: str | None = None) -> InspectedRun:
     path = run.weights_best if weights == "best" else run.weights_last
     if not os.path.isfile(path):
         other = run.weights_last if weights == "best" else run.weights_best
-        hint = (f"; {os.path.relpath(other, run.path)} exists: use --weights {'last' if weights == 'best' else 'best'}"
-                if os.path.isfile(other) else "; the run has not finished an epoch")
+        hint = (
+            f"; {os.path.relpath(other, run.path)} exists: use --weights {'last' if weights == 'best' else 'best'}"
+            if os.path.isfile(other)
+            else "; the run has not finished an epoch"
+        )
         raise InspectError(f"{run_dir} has no {weights} weights ({os.path.relpath(path, run.path)} is missing){hint}")
     found.weights_path, found.weights = path, weights
     classes = settings.get("class_names") or []
