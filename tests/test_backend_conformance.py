@@ -62,3 +62,34 @@ def test_importing_nnspec_and_checking_a_spec_loads_no_framework(tmp_path):
     root = pathlib.Path(__file__).resolve().parent.parent
     result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+_ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+_SPECS = sorted((_ROOT / "specs").glob("*.yaml")) + sorted((_ROOT / "examples").glob("*.yaml"))
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("path", _SPECS, ids=[p.name for p in _SPECS])
+def test_keras_summary_shows_nnspecs_names_shapes_and_counts(path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")  # rich wraps cells at the terminal width otherwise
+    from nnspec.backends import keras as kb
+    from nnspec.layers.base import format_shape
+    from nnspec.report.summary import summarize
+
+    spec = nnspec.load(path)
+    model = kb.build(spec)
+    lines: list[str] = []
+    model.summary(line_length=250, print_fn=lambda text, **_: lines.extend(text.splitlines()))
+    assert f'Model: "{spec.name}"' in "\n".join(lines)
+    s = summarize(spec)
+    for row in s.rows:
+        match = [line for line in lines if f" {row.name} ({row.keras_class})" in line]
+        assert match, f"no Keras summary line for {row.name} ({row.keras_class})"
+        # Keras prints a symbolic dimension (seq) as None
+        shape = tuple(d if isinstance(d, int) else None for d in row.output_shape)
+        assert format_shape(shape) in match[0], (row.name, match[0])
+        assert f" {row.params:,} " in match[0], (row.name, match[0])
+    text = "\n".join(lines)
+    assert f"Total params: {s.total_params:,} " in text
+    assert f"Trainable params: {s.trainable_params:,} " in text
+    assert f"Non-trainable params: {s.non_trainable_params:,} " in text

@@ -192,7 +192,7 @@ def initial_weights(spec, seed: int | None) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     nodes = list(spec.graph.nodes.values())
     children = root.spawn(len(nodes))
-    for node, seq in zip(nodes, children):
+    for node, seq in zip(nodes, children, strict=True):
         rng = np.random.default_rng(seq)
         for p in node_params(spec, node.name):
             init = _initializer_of(node, p)

@@ -119,11 +119,11 @@ def _export_onnx(spec, model, args, inputs, output, verify) -> ExportResult:
             ort = None
         if ort is not None:
             session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-            got = session.run(None, {n: x for n, x in zip(input_names, inputs)})
+            got = session.run(None, {n: x for n, x in zip(input_names, inputs, strict=True)})
             with torch.no_grad():
                 want = model(*args)
             want = [want[h] for h in heads] if isinstance(want, dict) else [want]
-            diff = max(float(np.max(np.abs(g - w.numpy()))) for g, w in zip(got, want))
+            diff = max(float(np.max(np.abs(g - w.numpy()))) for g, w in zip(got, want, strict=True))
             if not diff <= VERIFY_TOLERANCE:
                 raise RuntimeError(f"the ONNX graph disagrees with the torch model (max abs difference {diff:.2e}); "
                                    f"{output} was not written")

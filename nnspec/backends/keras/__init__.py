@@ -245,7 +245,7 @@ def _variables(model, spec, node) -> list:
             f"layer `{node.name}` has {len(variables)} Keras weights but the catalog lists {len(params)} "
             f"({', '.join(p.name for p in params)})"
         )
-    for p, v in zip(params, variables):
+    for p, v in zip(params, variables, strict=True):
         if not v.path.endswith(p.name) or tuple(v.shape) != tuple(p.shape):
             raise ValueError(f"layer `{node.name}`: Keras weight {v.path} {tuple(v.shape)} does not match "
                              f"catalog parameter {p.name} {tuple(p.shape)}")
@@ -258,7 +258,7 @@ def get_weights(model, spec) -> dict[str, np.ndarray]:
     for node in spec.graph.nodes.values():
         if node.is_input:
             continue
-        for p, v in zip(node_params(spec, node.name), _variables(model, spec, node)):
+        for p, v in zip(node_params(spec, node.name), _variables(model, spec, node), strict=True):
             out[f"{node.name}/{p.name}"] = np.array(v.numpy())
     return out
 
@@ -269,5 +269,5 @@ def set_weights(model, spec, weights: dict[str, np.ndarray]) -> None:
     for node in spec.graph.nodes.values():
         if node.is_input:
             continue
-        for p, v in zip(node_params(spec, node.name), _variables(model, spec, node)):
+        for p, v in zip(node_params(spec, node.name), _variables(model, spec, node), strict=True):
             v.assign(np.asarray(weights[f"{node.name}/{p.name}"], dtype=v.dtype))

@@ -56,7 +56,7 @@ class SpecModel(nn.Module):
         else:
             if len(args) > len(self.input_names):
                 raise TypeError(f"{self.spec_name} takes {len(self.input_names)} inputs, got {len(args)}")
-            given = dict(zip(self.input_names, args))
+            given = dict(zip(self.input_names, args, strict=False))
             given.update(kwargs)
         missing = [n for n in self.input_names if n not in given]
         if missing:
@@ -78,7 +78,8 @@ class SpecModel(nn.Module):
 
     def regularization_loss(self) -> torch.Tensor:
         """The penalty Keras adds to the loss: weight regularisers + latest activity regularisers."""
-        total = torch.zeros(())
+        reference = next(iter(self.parameters()), None)
+        total = torch.zeros((), device=reference.device if reference is not None else None)
         for layer, path, l1, l2 in self.penalties:
             total = total + _penalty(self.layers[layer].get_parameter(path), l1, l2)
         for loss in self._activity_losses:
@@ -87,7 +88,7 @@ class SpecModel(nn.Module):
 
 
 def _penalty(x: torch.Tensor, l1: float, l2: float) -> torch.Tensor:
-    out = torch.zeros((), dtype=x.dtype)
+    out = x.new_zeros(())
     if l1:
         out = out + l1 * x.abs().sum()
     if l2:

@@ -73,7 +73,7 @@ def _move(x, source: int, target: int):
 def _same_pads(lengths, kernel, strides, dilation) -> list[int]:
     """F.pad's argument for TensorFlow 'same' padding (extra pixel after), last axis first."""
     pads: list[int] = []
-    for length, k, s, d in reversed(list(zip(lengths, kernel, strides, dilation))):
+    for length, k, s, d in reversed(list(zip(lengths, kernel, strides, dilation, strict=True))):
         before, after = same_padding(int(length), k, s, d)
         pads += [before, after]
     return pads
