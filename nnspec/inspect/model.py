@@ -184,7 +184,7 @@ class KerasRunner:
         self.scores = _Scores(run)
 
     def _call(self, model, x: np.ndarray):
-        return model(np.ascontiguousarray(x, dtype=np.float32), training=False)
+        return model({self.run.input_name: np.ascontiguousarray(x, dtype=np.float32)}, training=False)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         out = [

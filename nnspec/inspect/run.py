@@ -52,8 +52,12 @@ class InspectedRun:
             return default
         if name not in self.spec.graph.nodes:
             layers = [n for n in self.spec.graph.nodes if not self.spec.graph.nodes[n].is_input]
-            close = difflib.get_close_matches(name, layers, n=1, cutoff=0.5)
-            hint = f"; did you mean `{close[0]}`?" if close else f"; the layers are: {_listing(layers)}"
+            close = _closest(name, layers)
+            hint = (
+                f"; did you mean {' or '.join(f'`{c}`' for c in close)}?"
+                if close
+                else f"; the layers are: {_listing(layers)}"
+            )
             raise InspectError(f"spec `{self.spec.name}` has no layer `{name}`{hint}")
         if name not in allowed:
             node = self.spec.graph.nodes[name]
@@ -62,6 +66,15 @@ class InspectedRun:
                 f"choose one of: {_listing(allowed)}"
             )
         return name
+
+
+def _closest(name: str, names: list[str]) -> list[str]:
+    """The names most like ``name`` (all of those tied for best, at most three)."""
+    scored = [(difflib.SequenceMatcher(None, name, n).ratio(), n) for n in names]
+    best = max((r for r, _ in scored), default=0.0)
+    if best < 0.6:
+        return []
+    return [n for r, n in scored if r == best][:3]
 
 
 def _listing(names: list[str], limit: int = 12) -> str:
