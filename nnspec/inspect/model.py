@@ -184,7 +184,7 @@ class KerasRunner:
         self.scores = _Scores(run)
 
     def _call(self, model, x: np.ndarray):
-        return model({self.run.input_name: np.ascontiguousarray(x, dtype=np.float32)}, training=False)
+        return model(np.ascontiguousarray(x, dtype=np.float32), training=False)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         out = [
@@ -194,7 +194,7 @@ class KerasRunner:
         return _softmax(p) if self.scores.from_logits else p
 
     def feature_maps(self, x: np.ndarray, layer: str) -> np.ndarray:
-        sub = self.keras.Model(self.model.inputs, self.model.get_layer(layer).output)
+        sub = self.keras.Model(self.model.input, self.model.get_layer(layer).output)
         out = [self.keras.ops.convert_to_numpy(self._call(sub, x[i : i + BATCH])) for i in range(0, len(x), BATCH)]
         return np.concatenate(out)
 
@@ -203,7 +203,7 @@ class KerasRunner:
 
         keras = self.keras
         logits_layer = self.model.get_layer(self.scores.logits_node)
-        sub = keras.Model(self.model.inputs, [self.model.get_layer(layer).output, logits_layer.output])
+        sub = keras.Model(self.model.input, [self.model.get_layer(layer).output, logits_layer.output])
         saved = logits_layer.activation if self.scores.swap_activation else None
         if self.scores.swap_activation:
             logits_layer.activation = keras.activations.linear
