@@ -13,6 +13,7 @@ A backend is a module ``nnspec.backends.<name>`` (a package) loaded lazily by na
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 from nnspec.errors import BackendMissing
 
@@ -23,8 +24,6 @@ BACKENDS = {
 
 
 def available() -> list[str]:
-    import importlib.util
-
     return [name for name, (_, dep, _) in BACKENDS.items() if importlib.util.find_spec(dep) is not None]
 
 
@@ -33,8 +32,6 @@ def get_backend(name: str):
     if name not in BACKENDS:
         raise BackendMissing(f"unknown backend `{name}`; choose one of: {', '.join(BACKENDS)}")
     module, dependency, install = BACKENDS[name]
-    import importlib.util
-
     if importlib.util.find_spec(dependency) is None:
         raise BackendMissing(f"the {name} backend needs {dependency}, which is not installed: {install}")
     return importlib.import_module(module)
