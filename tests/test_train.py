@@ -291,3 +291,36 @@ def test_torch_losses_match_the_numpy_definitions():
         got = float(head_loss(torch.from_numpy(pred), t, loss))
         assert got == pytest.approx(M.loss_value(pred, target, loss), rel=1e-5), loss
     assert not math.isnan(got)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_early_stopping_restores_the_best_epoch_and_schedules_set_the_rate(backend, spec, tmp_path):
+    # No epoch can beat the first by 0.5 accuracy: training stops after `patience` more epochs.
+    s = spec(DENSE.replace("train: {epochs: 2, batch_size: 64, seed: 0}",
+                           "train: {epochs: 6, batch_size: 64, seed: 0, schedule: {type: step, step_size: 1, gamma: 0.5},"
+                           " early_stopping: {monitor: val_accuracy, patience: 2, min_delta: 0.5}}"))
+    result = train(s, backend=backend, limit=800, out=str(tmp_path), progress=False)
+    assert [r["epoch"] for r in result.history] == [1, 2, 3] and result.stopped_early
+    assert [r["lr"] for r in result.history] == pytest.approx([1e-3, 5e-4, 2.5e-4])
+    assert result.best_epoch == 1 and result.metrics["weights"] == "best" and result.metrics["best_epoch"] == 1
+    from nnspec.backends.weights import read_weights
+
+    best = read_weights(os.path.join(result.run_dir, "weights", "best.safetensors"))
+    last = read_weights(os.path.join(result.run_dir, "weights", "last.safetensors"))
+    assert any(not np.array_equal(best[k], last[k]) for k in best)
+    out = io.StringIO()
+    assert main(["evaluate", result.run_dir, "--format", "json"], out, io.StringIO()) == 0
+    assert json.loads(out.getvalue())["test_accuracy"] == pytest.approx(result.metrics["test_accuracy"])
+
+
+@pytest.mark.torch
+def test_gpu_nan_check_names_the_first_bad_step():
+    import torch
+
+    from nnspec.training.errors import NonFiniteLoss
+    from nnspec.training.torch_loop import Loop
+
+    losses = torch.tensor([0.5, 0.4, float("inf"), float("nan"), 0.0])
+    Loop._check_gpu_losses(None, losses, 2, 0, 5)  # the first two steps are fine
+    with pytest.raises(NonFiniteLoss, match="became inf at epoch 1, step 3 \\(of 5\\)"):
+        Loop._check_gpu_losses(None, losses, 5, 0, 5)
