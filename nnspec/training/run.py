@@ -85,12 +85,13 @@ def train(spec, backend: str = "torch", epochs: int | None = None, batch_size: i
                  "limit": limit, "ensemble": ensemble, "validation_split": validation_split}
     settings = resolve(spec, backend, overrides)
     loop_module = _loop_module(backend)
+    device = loop_module.select_device(settings["device"])  # fail before loading data
     splits = _load_data(spec, settings)
     settings = resolve(spec, backend, overrides, task=splits.task)
     settings["data"] = dict(getattr(splits, "info", None) or {})
     _check_task(spec, settings, splits)
     settings.update(_data_facts(splits))
-    settings["device"] = loop_module.select_device(settings["device"])
+    settings["device"] = device
     settings["versions"] = versions(backend)
     run = RunDir.create(out or "runs", spec.name)
     _LAST_RUN.append(run.path)
