@@ -232,7 +232,7 @@ class Loop:
         from nnspec.fileio import atomic_write
 
         opt = self.model.optimizer
-        arrays = {f"{i:04d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(opt.variables)}
+        arrays = {f"{i:04d}": np.asarray(v.value) for i, v in enumerate(opt.variables)}
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         atomic_write(path, buf.getvalue())
