@@ -7,8 +7,8 @@
 Each (spec, backend, seed) is a real ``nnspec.train`` run with the spec's own settings (epochs and
 early stopping included unless ``--epochs`` overrides them). Results are cached in
 ``<out>/results.json`` as they finish, so an interrupted reproduction continues where it stopped,
-and the markdown table (spec, params, epochs, test accuracy mean ± spread over seeds, seconds per
-epoch, the course's number) is rewritten after every run.
+and the markdown table (spec, params, epochs, test accuracy mean ± spread over seeds, median
+seconds per epoch, the course's number) is rewritten after every run.
 """
 
 from __future__ import annotations
@@ -62,6 +62,23 @@ def run_one(key: str, backend: str, seed: int, args) -> dict:
     return record
 
 
+def _epoch_seconds(record: dict) -> list[float]:
+    """Every epoch's seconds, read back from the run directories (members for ensembles)."""
+    import csv
+
+    dirs = [record["run_dir"]]
+    members = os.path.join(record["run_dir"], "members")
+    if os.path.isdir(members):
+        dirs = [os.path.join(members, d) for d in sorted(os.listdir(members))]
+    out = []
+    for d in dirs:
+        path = os.path.join(d, "history.csv")
+        if os.path.exists(path):
+            with open(path, newline="") as fh:
+                out += [float(row["seconds"]) for row in csv.DictReader(fh)]
+    return out or [record["seconds_per_epoch"]]
+
+
 def _pm(values: list[float], pct: bool = True) -> str:
     scale = 100 if pct else 1
     mean = statistics.mean(values) * scale
@@ -72,7 +89,7 @@ def _pm(values: list[float], pct: bool = True) -> str:
 
 
 def table(records: list[dict]) -> str:
-    lines = ["| spec | params | backend | seeds | epochs run (max) | test result | s/epoch | course |",
+    lines = ["| spec | params | backend | seeds | epochs run (max) | test result | median s/epoch | course |",
              "|---|---:|---|---|---|---|---:|---|"]
     for key in SPECS:
         for backend in ("torch", "keras"):
@@ -89,7 +106,7 @@ def table(records: list[dict]) -> str:
                 result = f"MAE {_pm([r['metrics']['test_mae'] for r in rs], pct=False)}°"
             else:
                 result = _pm([r["metrics"]["test_accuracy"] for r in rs])
-            secs = statistics.mean(r["seconds_per_epoch"] for r in rs)
+            secs = statistics.median(s for r in rs for s in _epoch_seconds(r))
             params = f"{rs[0]['params']:,}" + (" x members" if key == "ensemble" else "")
             lines.append(f"| {os.path.basename(SPECS[key][0])} | {params} | {backend} | {seeds} | {epochs} | "
                          f"{result} | {secs:.1f} | {SPECS[key][1]} |")
