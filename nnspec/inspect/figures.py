@@ -162,6 +162,17 @@ def grad_cam_grid(images: np.ndarray, cams: np.ndarray, labels: list[str], path:
                     interpolation="bilinear",
                 )
                 heat = shown if what == "Grad-CAM" else heat
+                if what == "Grad-CAM" and not cams[r].any():
+                    ax.text(
+                        0.5,
+                        0.5,
+                        "no positive\nevidence",
+                        transform=ax.transAxes,
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white",
+                    )
             if r == 0:
                 ax.set_title(what, fontsize=8, pad=2)
     if heat is not None:
