@@ -205,6 +205,9 @@ def test_ensemble_of_three_members(spec, tmp_path):
     assert 0 <= e["confidence"]["mean_disagreement"] <= 1 and e["most_disagreed"]
     assert result.metrics["test_accuracy"] == pytest.approx(expected)
     assert "plots/confusion_matrix.png" in _files(result.run_dir)
+    with np.load(os.path.join(result.run_dir, "predictions.npz")) as f:
+        assert f["confidence"].shape == (500,) and f["disagreement"].max() <= 1
+        assert float(f["confidence"].mean()) == pytest.approx(e["confidence"]["mean_max_probability"], rel=1e-5)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

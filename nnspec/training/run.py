@@ -419,8 +419,10 @@ def _train_ensemble(spec, settings: dict, run: RunDir, splits, loop_module, stre
         probs.append(p)
     summary = aggregate(probs, test.y[head], settings.get("class_names"))
     summary["member_seeds"] = [settings["seed"] + i for i in range(n)]
-    run.write_json("ensemble.json", summary)
     mean = np.mean(np.stack(probs), axis=0)
+    _save_ensemble_examples(run, probs, mean, test.y[head])
+    summary["per_example"] = "predictions.npz: mean_probabilities, confidence, disagreement, true (test order)"
+    run.write_json("ensemble.json", summary)
     metrics = M.score({head: mean}, {head: test.y[head]}, dict(settings, losses={head: {**settings["losses"][head],
                                                                                           "from_logits": False}}))
     metrics["test_accuracy"] = summary["ensemble_test_accuracy"]
@@ -437,6 +439,21 @@ def _train_ensemble(spec, settings: dict, run: RunDir, splits, loop_module, stre
     if stream:
         stream.write(results_text(result) + "\n")
     return result
+
+
+def _save_ensemble_examples(run: RunDir, probs: list, mean: np.ndarray, true: np.ndarray) -> None:
+    """Per test example: the averaged softmax, its max (confidence), and member disagreement."""
+    import io
+
+    from nnspec.fileio import atomic_write
+
+    members = np.stack(probs).argmax(axis=2)
+    ensemble = mean.argmax(axis=1)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, mean_probabilities=mean.astype(np.float32), confidence=mean.max(axis=1),
+                        disagreement=(members != ensemble[None]).mean(axis=0), member_predictions=members,
+                        true=np.asarray(true))
+    atomic_write(run.file("predictions.npz"), buf.getvalue())
 
 
 # --- resume ---------------------------------------------------------------------------------
