@@ -15,8 +15,18 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def log_order(logs: dict) -> list[str]:
+    """loss, per-head losses, metrics, then the same for validation (Keras's order varies)."""
+    def key(name: str):
+        val = name.startswith("val_")
+        base = name[4:] if val else name
+        return (val, base != "loss", not base.endswith("loss"), base)
+
+    return sorted(logs, key=key)
+
+
 def _logs(logs: dict, keys: list[str] | None = None) -> str:
-    keys = keys or [k for k in logs if k not in ("epoch", "lr", "seconds")]
+    keys = keys or [k for k in log_order(logs) if k not in ("epoch", "lr", "seconds")]
     return "  ".join(f"{k} {_fmt(logs[k])}" for k in keys if k in logs)
 
 

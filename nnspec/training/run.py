@@ -18,7 +18,7 @@ import numpy as np
 from nnspec.training import metrics as M
 from nnspec.training.control import LearningRate, Monitor
 from nnspec.training.errors import NonFiniteLoss, TrainingError
-from nnspec.training.progress import Progress, format_metric
+from nnspec.training.progress import Progress, format_metric, log_order
 from nnspec.training.rundir import RunDir
 from nnspec.training.settings import resolve, steps_per_epoch, versions
 
@@ -181,16 +181,6 @@ def _takes_ids(spec, name: str) -> bool:
     return str(node.attrs.get("dtype", "float32")).startswith("int")
 
 
-def _log_order(logs: dict) -> list[str]:
-    """loss, per-head losses, metrics, then the same for validation (Keras's order varies)."""
-    def key(name: str):
-        val = name.startswith("val_")
-        base = name[4:] if val else name
-        return (val, base != "loss", not base.endswith("loss"), base)
-
-    return sorted(logs, key=key)
-
-
 class Epochs:
     """Records each finished epoch: history, checkpoints, best weights, schedule, early stopping."""
 
@@ -225,7 +215,7 @@ class Epochs:
     def epoch_end(self, epoch: int, logs: dict, seconds: float, lr: float) -> bool:
         """Record 0-based ``epoch``; True asks the loop to stop."""
         row = {"epoch": epoch + 1}
-        row.update({k: float(logs[k]) for k in _log_order(logs)})
+        row.update({k: float(logs[k]) for k in log_order(logs)})
         row["lr"] = float(lr)
         row["seconds"] = round(float(seconds), 4)
         self.history.append(row)
