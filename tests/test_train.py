@@ -327,3 +327,15 @@ def test_gpu_nan_check_names_the_first_bad_step():
     Loop._check_gpu_losses(None, losses, 2, 0, 5)  # the first two steps are fine
     with pytest.raises(NonFiniteLoss, match="became inf at epoch 1, step 3 \\(of 5\\)"):
         Loop._check_gpu_losses(None, losses, 5, 0, 5)
+
+
+@pytest.mark.torch
+@pytest.mark.keras
+def test_a_torch_run_scores_the_same_on_keras(spec, tmp_path):
+    result = train(spec(DENSE), backend="torch", epochs=1, limit=1000, out=str(tmp_path), progress=False)
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["evaluate", result.run_dir, "--backend", "keras", "--format", "json"], out, err) == 0, err.getvalue()
+    scores = json.loads(out.getvalue())
+    assert scores["backend"] == "keras"
+    assert scores["test_accuracy"] == pytest.approx(result.metrics["test_accuracy"], abs=1e-3)
+    assert scores["test_loss"] == pytest.approx(result.metrics["test_loss"], rel=1e-4)
