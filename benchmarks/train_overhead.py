@@ -31,7 +31,25 @@ import nnspec  # noqa: E402
 from nnspec.data import load_data  # noqa: E402
 
 
-def hand_torch(spec, x, y, epochs, bs, seed=0):
+def plain_course_cnn():
+    """The course CNN written directly in torch (NCHW inside), as a reference for the built module."""
+    from torch import nn
+
+    class CourseCNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(
+                nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 16, 3), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(16, 32, 3), nn.ReLU(), nn.Flatten(), nn.Linear(288, 64), nn.ReLU(), nn.Linear(64, 10),
+                nn.Softmax(dim=-1))
+
+        def forward(self, x):
+            return self.body(x.permute(0, 3, 1, 2))
+
+    return CourseCNN()
+
+
+def hand_torch(spec, x, y, epochs, bs, seed=0, model=None):
     import torch
 
     from nnspec.backends import get_backend
@@ -39,7 +57,7 @@ def hand_torch(spec, x, y, epochs, bs, seed=0):
 
     torch.set_num_threads(cpu_threads())
     torch.manual_seed(seed)
-    model = get_backend("torch").build(spec, seed=seed)
+    model = model or get_backend("torch").build(spec, seed=seed)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     n = len(xt)
@@ -121,6 +139,9 @@ def main(argv=None) -> int:
         print(f"torch {torch.__version__} (threads {torch.get_num_threads()})")
         rows.append(("torch", "hand-written loop", steady(hand_torch(spec, x, y, a.epochs, a.batch_size))))
         rows.append(("torch", "nnspec train", steady(with_nnspec(spec, "torch", a.epochs, a.batch_size, a.limit))))
+        if spec.total_params == 25_034 and tuple(x.shape[1:]) == (28, 28, 1):
+            rows.append(("torch", "hand-written loop, plain nn.Sequential CNN (reference)",
+                         steady(hand_torch(spec, x, y, a.epochs, a.batch_size, model=plain_course_cnn()))))
     if "keras" in backends:
         import keras
         import tensorflow as tf
