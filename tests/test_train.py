@@ -339,3 +339,33 @@ def test_a_torch_run_scores_the_same_on_keras(spec, tmp_path):
     assert scores["backend"] == "keras"
     assert scores["test_accuracy"] == pytest.approx(result.metrics["test_accuracy"], abs=1e-3)
     assert scores["test_loss"] == pytest.approx(result.metrics["test_loss"], rel=1e-4)
+
+
+VARIANTS = [
+    "optimizer: {type: sgd, lr: 0.05, momentum: 0.9, nesterov: true, weight_decay: 0.0001}, gradient_clip: 1.0",
+    "optimizer: {type: rmsprop, lr: 0.001, rho: 0.9}, schedule: {type: cosine, min_lr: 0.0001}",
+    "optimizer: {type: adamw, lr: 0.002}, schedule: {type: one_cycle, max_lr: 0.01}, label_smoothing: 0.1",
+    "optimizer: adam, schedule: {type: reduce_on_plateau, patience: 0, factor: 0.5}, metrics: [accuracy, top_k_accuracy]",
+    "optimizer: adam, schedule: {type: exponential, gamma: 0.5}",
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_optimiser_and_schedule_trains(backend, spec, tmp_path):
+    for i, variant in enumerate(VARIANTS):
+        text = DENSE.replace("train: {epochs: 2, batch_size: 64, seed: 0}",
+                             f"train: {{epochs: 2, batch_size: 64, seed: 0, {variant}}}")
+        result = train(spec(text.replace("small_dense", f"variant{i}")), backend=backend, limit=600,
+                       out=str(tmp_path), progress=False)
+        losses = [r["loss"] for r in result.history]
+        assert all(math.isfinite(v) for v in losses) and losses[1] < losses[0], (variant, losses)
+        assert result.metrics["test_accuracy"] > 0.3, (variant, result.metrics)
+        lrs = [r["lr"] for r in result.history]
+        if "cosine" in variant:
+            assert lrs == pytest.approx([0.001, 0.00055])
+        if "exponential" in variant:
+            assert lrs == pytest.approx([0.001, 0.0005])
+        if "one_cycle" in variant:
+            assert lrs[0] == pytest.approx(0.01 / 25)
+        if "top_k" in variant:
+            assert "top_k_accuracy" in result.history[0] and "test_top_k_accuracy" in result.metrics

@@ -172,7 +172,8 @@ class Loop:
             x = self.x
             if self.augment is not None:
                 x = self._tensors(self.augment(self.train_np, np.random.default_rng(seed)))
-            lr = epochs.lr_for_epoch(epoch)
+            lr = epochs.lr_for_step(epoch * steps) if epochs.lr.per_step else epochs.lr_for_epoch(epoch)
+            epoch_lr = lr  # history records the rate each epoch starts with (as for Keras)
             self._set_lr(lr)
             sums = self._zero_sums()
             step_losses = torch.zeros(steps, device=self.device) if not on_cpu else None
@@ -212,7 +213,7 @@ class Loop:
             logs = self._means(sums, n)
             if self.val is not None:
                 logs.update({f"val_{k}": v for k, v in self.evaluate(*self.val).items()})
-            if epochs.epoch_end(epoch, logs, time.perf_counter() - started, lr):
+            if epochs.epoch_end(epoch, logs, time.perf_counter() - started, epoch_lr):
                 break
 
     def _check_gpu_losses(self, step_losses, upto: int, epoch: int, steps: int) -> None:
