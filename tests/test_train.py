@@ -369,3 +369,24 @@ def test_every_optimiser_and_schedule_trains(backend, spec, tmp_path):
             assert lrs[0] == pytest.approx(0.01 / 25)
         if "top_k" in variant:
             assert "top_k_accuracy" in result.history[0] and "test_top_k_accuracy" in result.metrics
+
+
+@pytest.mark.torch
+def test_an_interrupted_ensemble_resumes_member_by_member(spec, tmp_path):
+    calls = []
+
+    def stop_in_second_member(epoch, row):
+        calls.append(epoch)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(spec(DENSE), backend="torch", epochs=1, limit=600, ensemble=3, out=str(tmp_path), progress=False,
+              callbacks=[stop_in_second_member])
+    (run_dir,) = [os.path.join(tmp_path, "small_dense", d) for d in os.listdir(tmp_path / "small_dense")]
+    first = os.path.getmtime(os.path.join(run_dir, "members", "0", "metrics.json"))
+    assert not os.path.exists(os.path.join(run_dir, "members", "1", "metrics.json"))
+    result = train(None, resume=run_dir, progress=False)
+    assert os.path.getmtime(os.path.join(run_dir, "members", "0", "metrics.json")) == first  # not retrained
+    assert [len(m.history) for m in result.members] == [1, 1, 1]
+    assert json.load(open(os.path.join(run_dir, "ensemble.json")))["members"] == 3
