@@ -108,6 +108,7 @@ class Loop:
         self.amp = bool(settings.get("mixed_precision")) and self.device.type == "cuda"
         self.forward = self.model
         self.has_penalty = bool(getattr(self.model, "penalties", None) or getattr(self.model, "activity", None))
+        self._plan = None  # (log name, head, metric, loss) per accumulated metric
         if train is None:
             return
         self.train_np = train.x
@@ -142,7 +143,13 @@ class Loop:
             group["lr"] = lr
 
     # --- training ------------------------------------------------------------------------
-    def _outputs(self, out) -> dict:
+    def _run(self, forward, xb: dict) -> dict:
+        """Head outputs of one batch (bf16 autocast on GPUs with mixed precision)."""
+        if self.amp:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                out = forward(xb)
+        else:
+            out = forward(xb)
         return out if isinstance(out, dict) else {self.heads[0]: out}
 
     def _loss(self, outs: dict, ys: dict) -> torch.Tensor:
@@ -185,8 +192,7 @@ class Loop:
                 if epochs.lr.per_step:
                     lr = epochs.lr_for_step(epoch * steps + step)
                     self._set_lr(lr)
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
-                    outs = self._outputs(self.forward(xb))
+                outs = self._run(self.forward, xb)
                 loss = self._loss(outs, yb)
                 if self.has_penalty:
                     loss = loss + self.model.regularization_loss().to(loss.device)
@@ -237,16 +243,19 @@ class Loop:
     def _name(self, head: str, metric: str) -> str:
         return f"{head}_{metric}" if len(self.heads) > 1 else metric
 
-    @torch.no_grad()
-    def _accumulate(self, sums: dict, loss, outs: dict, ys: dict, nb: int, per_head: bool = True) -> None:
+    def _accumulate(self, sums: dict, loss, outs: dict, ys: dict, nb: int) -> None:
+        """Add one batch to the epoch's device-side sums (no host sync)."""
         s = self.settings
-        sums["loss"] += loss * nb
-        for head in self.heads:
-            lossdef = s["losses"][head]
-            if len(self.heads) > 1 and per_head:
-                sums[f"{head}_loss"] += head_loss(outs[head], ys[head], lossdef) * nb
-            for m in applicable_metrics(s, head):
-                sums[self._name(head, m)] += _metric_sum(m, outs[head].float(), ys[head], lossdef, s["top_k"])
+        if self._plan is None:
+            self._plan = [(self._name(h, m), h, m, s["losses"][h]) for h in self.heads
+                          for m in applicable_metrics(s, h)]
+        with torch.no_grad():
+            sums["loss"].add_(loss, alpha=nb)
+            if len(self.heads) > 1:
+                for head in self.heads:
+                    sums[f"{head}_loss"].add_(head_loss(outs[head], ys[head], s["losses"][head]), alpha=nb)
+            for key, head, metric, lossdef in self._plan:
+                sums[key] += _metric_sum(metric, outs[head], ys[head], lossdef, s["top_k"])
 
     @staticmethod
     def _means(sums: dict, n: int) -> dict:
@@ -261,8 +270,7 @@ class Loop:
         for start in range(0, n, EVAL_BATCH):
             xb = {k: v[start:start + EVAL_BATCH] for k, v in x.items()}
             yb = {k: v[start:start + EVAL_BATCH] for k, v in y.items()}
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
-                outs = self._outputs(self.forward(xb))
+            outs = self._run(self.forward, xb)
             loss = self._loss(outs, yb)
             if self.has_penalty:
                 loss = loss + self.model.regularization_loss().to(loss.device)
@@ -279,8 +287,7 @@ class Loop:
         parts: dict[str, list] = {h: [] for h in self.heads}
         for start in range(0, n, EVAL_BATCH):
             xb = {k: v[start:start + EVAL_BATCH].to(self.device) for k, v in tensors.items()}
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
-                outs = self._outputs(self.model(xb))
+            outs = self._run(self.model, xb)
             for h in self.heads:
                 parts[h].append(outs[h].float().cpu().numpy())
         return {h: np.concatenate(v) if v else np.zeros((0,)) for h, v in parts.items()}
