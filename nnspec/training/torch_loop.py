@@ -156,7 +156,9 @@ class Loop:
         losses = self.settings["losses"]
         total = None
         for head in self.heads:
-            value = losses[head]["weight"] * head_loss(outs[head], ys[head], losses[head])
+            value = head_loss(outs[head], ys[head], losses[head])
+            if losses[head]["weight"] != 1.0:
+                value = losses[head]["weight"] * value
             total = value if total is None else total + value
         return total
 
@@ -187,8 +189,8 @@ class Loop:
             self.model.train()
             for step in range(steps):
                 idx = perm[step * bs:(step + 1) * bs]
-                xb = {k: v[idx] for k, v in x.items()}
-                yb = {k: v[idx] for k, v in self.y.items()}
+                xb = {k: v.index_select(0, idx) for k, v in x.items()}  # cheaper than v[idx]
+                yb = {k: v.index_select(0, idx) for k, v in self.y.items()}
                 if epochs.lr.per_step:
                     lr = epochs.lr_for_step(epoch * steps + step)
                     self._set_lr(lr)
