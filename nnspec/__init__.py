@@ -8,11 +8,11 @@ from nnspec.errors import SpecError
 
 __version__ = "0.1.0"
 
-__all__ = ["SpecError", "build", "check", "load", "render", "summarize", "train", "__version__"]
+__all__ = ["SpecError", "build", "check", "inspect", "load", "render", "summarize", "train", "__version__"]
 
 
 def __getattr__(name):
-    if name in ("load", "check", "summarize", "render", "build", "train"):
+    if name in ("load", "check", "summarize", "render", "build", "train", "inspect"):
         from nnspec import api
 
         return getattr(api, name)

@@ -64,3 +64,10 @@ def train(spec, backend: str = "torch", **options):
     from nnspec.training.run import train as _train
 
     return _train(load(spec), backend=backend, **options)
+
+
+def inspect(run_dir, **options):
+    """Pictures of what a trained run learned: filters, feature maps, mistakes, Grad-CAM."""
+    from nnspec.inspect import inspect_run
+
+    return inspect_run(str(run_dir), **options)
