@@ -151,7 +151,7 @@ def write(records: list[dict], args) -> None:
     import numpy
 
     versions = []
-    for name in ("torch", "keras", "tensorflow"):
+    for name in ("torch", "keras", "tensorflow", "tensorflow-cpu"):
         try:
             versions.append(f"{name} {metadata.version(name)}")
         except metadata.PackageNotFoundError:
