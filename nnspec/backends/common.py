@@ -166,6 +166,8 @@ def initialize(name: str, shape, rng: np.random.Generator) -> np.ndarray:
 
 def _initializer_of(node, param: Param) -> str:
     a, leaf = node.attrs, param.name.rsplit("/", 1)[-1]
+    if param.initializer:
+        return param.initializer
     if leaf == "kernel" and node.type == "depthwise_conv2d":
         return a.get("depthwise_initializer", "glorot_uniform")
     return {
@@ -179,7 +181,14 @@ def _initializer_of(node, param: Param) -> str:
         "beta": "zeros",
         "moving_mean": "zeros",
         "moving_variance": "ones",
-    }[leaf]
+    }.get(leaf, "zeros")
+
+
+def plugin_builder(type_name: str, backend: str):
+    """A plugin layer type's own builder for a backend (``build_torch`` / ``build_keras``), or None."""
+    from nnspec.layers import registry
+
+    return getattr(registry.get(type_name), f"build_{backend}", None)
 
 
 def initial_weights(spec, seed: int | None) -> dict[str, np.ndarray]:

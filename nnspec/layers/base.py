@@ -186,6 +186,7 @@ class Param:
     name: str
     shape: tuple[int, ...]
     trainable: bool = True
+    initializer: str | None = None  # set by plugin layers; built-in names map in the backends
 
     @property
     def size(self) -> int:
@@ -220,6 +221,11 @@ class LayerType:
 
     def macs(self, shapes: list[Shape], out: Shape, a: dict) -> int:
         return 0
+
+    # Plugin layer types may also define, as classmethods, ``build_torch(node, input_shapes)``
+    # returning a torch module with ``keras_weights()`` / ``load_keras_weights(dict)``, and
+    # ``build_keras(node)`` returning a Keras layer whose weights follow ``param_shapes``. The
+    # backends use them when their own builder table has no entry for the type.
 
     # --- helpers ---------------------------------------------------------------------
     @classmethod

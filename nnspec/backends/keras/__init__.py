@@ -20,6 +20,7 @@ from nnspec.backends.common import (  # noqa: E402
     check_weights,
     initial_weights,
     node_params,
+    plugin_builder,
     regularizer_factors,
 )
 from nnspec.layers.shape_utils import normalize_padding2d  # noqa: E402
@@ -187,9 +188,10 @@ BUILDERS = {
 
 
 def _make_layer(spec, node):
-    if node.type not in BUILDERS:
+    builder = BUILDERS.get(node.type) or plugin_builder(node.type, "keras")
+    if builder is None:
         raise backend_error(spec, node, f"the keras backend has no builder for layer type `{node.type}`")
-    layer = BUILDERS[node.type](node)
+    layer = builder(node)
     layer.name = node.name
     layer._name = node.name
     if not node.trainable:
@@ -216,7 +218,9 @@ def build(spec, seed: int | None = None):
             continue
         layer = _make_layer(spec, node)
         args = [values[i] for i in node.inputs]
-        if node.type in ("add", "multiply", "average", "concatenate"):
+        if node.type in ("add", "multiply", "average", "concatenate") or (
+            node.type not in BUILDERS and len(args) > 1
+        ):
             values[node.name] = layer(args)
         elif node.type == "multi_head_attention":
             query, value = args[0], args[1] if len(args) > 1 else args[0]

@@ -23,6 +23,7 @@ from nnspec.backends.common import (
     initial_weights,
     node_params,
     param_regularizers,
+    plugin_builder,
 )
 from nnspec.backends.torch.builders import BUILDERS, torch_path
 from nnspec.backends.torch.layers import KerasLayer
@@ -106,8 +107,12 @@ def _refuse(spec) -> None:
                 attr="mask_zero",
                 hint="set mask_zero: false, or build this spec with backend='keras'",
             )
-        if node.type not in BUILDERS and not node.is_input:
+        if not node.is_input and _builder(node.type) is None:
             raise backend_error(spec, node, f"the torch backend has no builder for layer type `{node.type}`")
+
+
+def _builder(type_name: str):
+    return BUILDERS.get(type_name) or plugin_builder(type_name, "torch")
 
 
 def build(spec, seed: int | None = None) -> SpecModel:
@@ -125,7 +130,7 @@ def build(spec, seed: int | None = None) -> SpecModel:
     for node in spec.graph.nodes.values():
         if node.is_input:
             continue
-        module = BUILDERS[node.type](node, [shapes[i] for i in node.inputs])
+        module = _builder(node.type)(node, [shapes[i] for i in node.inputs])
         module.frozen = not node.trainable
         if not node.trainable:
             module.requires_grad_(False)
