@@ -27,6 +27,7 @@ class _Expander:
         self.graph = Graph(name=str(self.data.get("name") or "model"))
         self.counters: dict[str, int] = {}
         self.block_uses: dict[str, int] = {}
+        self.block_stack: list[str] = []  # blocks being expanded, to refuse a block that uses itself
         self.env = dict(self.data.get("vars") or {})
         self.explicit = self._explicit_names()
         self.used_names: set[str] = set()
@@ -283,6 +284,11 @@ class _Expander:
                                                    f"blocks: {', '.join(blocks)}")
             self.error((*path, "use"), f"unknown block `{name}`", "reference", hint)
             return prev
+        if name in self.block_stack:
+            cycle = " -> ".join([*self.block_stack[self.block_stack.index(name):], name])
+            self.error((*path, "use"), f"block `{name}` uses itself ({cycle}): blocks cannot be recursive",
+                       "reference")
+            return prev
         definition = blocks[name]
         params = dict(definition.get("params") or {})
         given = use.get("with") or {}
@@ -325,8 +331,12 @@ class _Expander:
             label = f"{prefix}{self.block_uses[prefix]}"
             local_scope = {"$input": prev}
             items = definition.get("layers") or []
-            prev = self._layers(items, ("blocks", name, "layers"), section, prev, local_scope,
-                                block=(name, path[:-1], label, r), env=block_env)
+            self.block_stack.append(name)
+            try:
+                prev = self._layers(items, ("blocks", name, "layers"), section, prev, local_scope,
+                                    block=(name, path[:-1], label, r), env=block_env)
+            finally:
+                self.block_stack.pop()
         return prev
 
     # -- whole-spec checks ------------------------------------------------------------------
