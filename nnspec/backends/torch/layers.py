@@ -232,6 +232,15 @@ class _ConvMixin:
     n = 2
     padding_mode_keras = "valid"
 
+    def _window(self, a: dict, n: int) -> None:
+        """Kernel, stride, dilation, padding mode and activation from a conv layer's attributes."""
+        self.n = n
+        self.kernel_size = as_tuple(a["kernel_size"], n)
+        self.stride = as_tuple(a["strides"], n)
+        self.dilation = as_tuple(a.get("dilation_rate", 1), n)
+        self.padding_mode_keras = a["padding"]
+        self.act = a["activation"]
+
     def _pad(self, x):
         """x is channels-first; applies TensorFlow's 'same' padding explicitly."""
         if self.padding_mode_keras != "same":
@@ -244,14 +253,9 @@ class Conv(_ConvMixin, KerasLayer, nn.Module):
 
     def __init__(self, n: int, cin: int, a: dict):
         super().__init__()
-        self.n = n
+        self._window(a, n)
         conv = nn.Conv1d if n == 1 else nn.Conv2d
-        self.kernel_size = as_tuple(a["kernel_size"], n)
-        self.stride = as_tuple(a["strides"], n)
-        self.dilation = as_tuple(a.get("dilation_rate", 1), n)
         self.groups = a.get("groups", 1)
-        self.padding_mode_keras = a["padding"]
-        self.act = a["activation"]
         self.conv = conv(cin, a["filters"], self.kernel_size, self.stride, 0, self.dilation, self.groups, a["use_bias"])
 
     def forward(self, x):
@@ -276,11 +280,7 @@ class Conv(_ConvMixin, KerasLayer, nn.Module):
 class DepthwiseConv2D(_ConvMixin, KerasLayer, nn.Module):
     def __init__(self, cin: int, a: dict):
         super().__init__()
-        self.kernel_size = as_tuple(a["kernel_size"], 2)
-        self.stride = as_tuple(a["strides"], 2)
-        self.dilation = as_tuple(a["dilation_rate"], 2)
-        self.padding_mode_keras = a["padding"]
-        self.act = a["activation"]
+        self._window(a, 2)
         self.cin, self.dm = cin, a["depth_multiplier"]
         self.conv = nn.Conv2d(cin, cin * self.dm, self.kernel_size, self.stride, 0, self.dilation, cin, a["use_bias"])
 
@@ -309,11 +309,7 @@ class SeparableConv2D(_ConvMixin, KerasLayer, nn.Module):
 
     def __init__(self, cin: int, a: dict):
         super().__init__()
-        self.kernel_size = as_tuple(a["kernel_size"], 2)
-        self.stride = as_tuple(a["strides"], 2)
-        self.dilation = as_tuple(a["dilation_rate"], 2)
-        self.padding_mode_keras = a["padding"]
-        self.act = a["activation"]
+        self._window(a, 2)
         self.cin, self.dm = cin, a["depth_multiplier"]
         mid = cin * self.dm
         self.depthwise = nn.Conv2d(cin, mid, self.kernel_size, self.stride, 0, self.dilation, cin, bias=False)
