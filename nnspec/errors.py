@@ -31,5 +31,12 @@ class ShapeProblem(Exception):
         self.code = code
 
 
-class BackendMissing(Exception):
+class UserError(Exception):
+    """A problem the user can fix, shown by the CLI as one line `error: ...` with exit code 1.
+
+    Training, inspection, diagram and backend errors derive from it, so the CLI handles them in one place.
+    """
+
+
+class BackendMissing(UserError):
     """A backend's framework is not installed."""

@@ -12,13 +12,14 @@ import os
 
 import numpy as np
 
+from nnspec.errors import UserError
 from nnspec.fileio import atomic_write
 
 FORMAT = "nnspec-weights"
 FORMAT_VERSION = "1"
 
 
-class WeightsFileError(ValueError):
+class WeightsFileError(UserError, ValueError):
     """A weights file that cannot be read or does not fit the spec."""
 
 

@@ -17,15 +17,10 @@ def add_arguments(p) -> None:
 def run(args, out, err) -> int:
     import json
 
-    from nnspec.training.errors import TrainingError
     from nnspec.training.progress import format_metric, results_table
     from nnspec.training.run import evaluate
 
-    try:
-        scores = evaluate(args.run_dir, backend=args.backend, weights=args.weights)
-    except TrainingError as exc:
-        print(f"error: {exc}", file=err)
-        return 1
+    scores = evaluate(args.run_dir, backend=args.backend, weights=args.weights)
     if args.format == "json":
         print(json.dumps(scores, indent=2), file=out)
         return 0

@@ -67,25 +67,21 @@ def add_arguments(p) -> None:
 
 
 def run(args, out, err) -> int:
-    from nnspec.inspect import InspectError, format_report, inspect_run
+    from nnspec.inspect import format_report, inspect_run
 
-    try:
-        result = inspect_run(
-            args.run_dir,
-            layer=args.layer,
-            filters_layer=args.filters_layer,
-            cam_layer=args.cam_layer,
-            images=args.images,
-            scan=args.scan,
-            misclassified=args.misclassified,
-            channels=args.channels,
-            backend=args.backend,
-            weights=args.weights,
-            out=args.output,
-            grad_cam=args.grad_cam,
-        )
-    except InspectError as exc:
-        print(f"error: {exc}", file=err)
-        return 1
+    result = inspect_run(
+        args.run_dir,
+        layer=args.layer,
+        filters_layer=args.filters_layer,
+        cam_layer=args.cam_layer,
+        images=args.images,
+        scan=args.scan,
+        misclassified=args.misclassified,
+        channels=args.channels,
+        backend=args.backend,
+        weights=args.weights,
+        out=args.output,
+        grad_cam=args.grad_cam,
+    )
     print(format_report(result), file=out)
     return 0

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None, out=None, err=None) -> int:
         parser.print_help(out)
         return 2
     module = importlib.import_module(COMMANDS[args.command][0])
-    from nnspec.errors import BackendMissing, SpecError
+    from nnspec.errors import SpecError, UserError
 
     try:
         return int(module.run(args, out, err) or 0)
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None, out=None, err=None) -> int:
 
         print_diagnostics(exc.diagnostics, err)
         return 1
-    except BackendMissing as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=err)
         return 1
     except KeyboardInterrupt:

@@ -19,14 +19,9 @@ def add_arguments(p) -> None:
 def run(args, out, err) -> int:
     import json
 
-    from nnspec.training.errors import TrainingError
     from nnspec.training.predict import predict_files
 
-    try:
-        result = predict_files(args.run_dir, args.inputs, backend=args.backend, prepared=args.raw, top=args.top)
-    except TrainingError as exc:
-        print(f"error: {exc}", file=err)
-        return 1
+    result = predict_files(args.run_dir, args.inputs, backend=args.backend, prepared=args.raw, top=args.top)
     if args.format == "json":
         print(json.dumps(result, indent=2), file=out)
         return 0

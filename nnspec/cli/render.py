@@ -24,14 +24,10 @@ def run(args, out, err) -> int:
     options = {"level": args.level, "expand": args.expand, "rankdir": args.rankdir}
     if args.max_nodes is not None:
         options["max_nodes"] = args.max_nodes
-    try:
-        if args.output:
-            diagram.output_format(args.output)
-        spec = load(args.spec)
-        dot_text = diagram.render(spec, args.output, **options)
-    except diagram.DiagramError as exc:
-        print(f"error: {exc}", file=err)
-        return 1
+    if args.output:
+        diagram.output_format(args.output)
+    spec = load(args.spec)
+    dot_text = diagram.render(spec, args.output, **options)
     if args.output:
         drawn = len([line for line in dot_text.splitlines() if "->" in line])
         print(f"wrote {args.output} ({spec.name}: {len(spec.graph.nodes)} layers, {drawn} edges drawn, "

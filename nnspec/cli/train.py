@@ -35,7 +35,6 @@ def _positive(args, err) -> bool:
 
 
 def run(args, out, err) -> int:
-    from nnspec.training.errors import TrainingError
     from nnspec.training.run import train
 
     if not _positive(args, err):
@@ -54,9 +53,6 @@ def run(args, out, err) -> int:
         result = train(spec, backend=args.backend or "torch", epochs=args.epochs, batch_size=args.batch_size,
                        lr=args.lr, seed=args.seed, device=args.device, out=args.out, limit=args.limit,
                        ensemble=args.ensemble, resume=args.resume, progress=_Quiet(out) if args.quiet else out)
-    except TrainingError as exc:
-        print(f"error: {exc}", file=err)
-        return 1
     except KeyboardInterrupt:
         from nnspec.training.run import last_run_dir
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from nnspec.errors import UserError
 
-class InspectError(Exception):
+
+class InspectError(UserError):
     """A run cannot be inspected (not a classification run, no conv layer, unknown layer, no weights)."""

@@ -25,6 +25,7 @@ import subprocess
 from collections import Counter
 from dataclasses import dataclass, field
 
+from nnspec.errors import UserError
 from nnspec.layers import registry
 from nnspec.layers.base import format_shape
 
@@ -54,7 +55,7 @@ SECTION_STYLE = {  # cluster fill, cluster border
 }
 
 
-class DiagramError(Exception):
+class DiagramError(UserError):
     """A diagram could not be written (unknown format, graphviz failed or is missing)."""
 
 

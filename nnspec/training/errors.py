@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from nnspec.errors import UserError
 
-class TrainingError(Exception):
+
+class TrainingError(UserError):
     """A run could not start or could not go on (bad settings, missing run directory, NaN loss)."""
 
 
