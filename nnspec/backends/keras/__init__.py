@@ -58,13 +58,7 @@ def _weights_kwargs(a: dict, kernel: str = "kernel") -> dict:
 def _conv(cls):
     def build(node):
         a = node.attrs
-        extra = {}
-        if "dilation_rate" in a:
-            extra["dilation_rate"] = a["dilation_rate"]
-        if "groups" in a:
-            extra["groups"] = a["groups"]
-        if "output_padding" in a:
-            extra["output_padding"] = a["output_padding"]
+        extra = {k: a[k] for k in ("dilation_rate", "groups", "output_padding") if k in a}
         return cls(a["filters"], a["kernel_size"], strides=a["strides"], padding=a["padding"],
                    activation=a["activation"], **extra, **_weights_kwargs(a))
 
@@ -101,12 +95,7 @@ def _rnn(cls):
             dropout=a["dropout"], recurrent_initializer=a["recurrent_initializer"],
             recurrent_regularizer=_reg(a.get("recurrent_regularizer")), **_weights_kwargs(a),
         )
-        if "recurrent_activation" in a:
-            kw["recurrent_activation"] = a["recurrent_activation"]
-        if "unit_forget_bias" in a:
-            kw["unit_forget_bias"] = a["unit_forget_bias"]
-        if "reset_after" in a:
-            kw["reset_after"] = a["reset_after"]
+        kw.update({k: a[k] for k in ("recurrent_activation", "unit_forget_bias", "reset_after") if k in a})
         return cls(a["units"], **kw)
 
     return build
