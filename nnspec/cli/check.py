@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+from nnspec.cli.common import add_override_argument
+
 
 def add_arguments(p) -> None:
     p.add_argument("specs", nargs="+", metavar="SPEC", help="spec files")
+    add_override_argument(p)
     p.add_argument("--format", choices=["text", "json"], default="text", help="output format")
     p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
 
@@ -20,7 +23,7 @@ def run(args, out, err) -> int:
     results = []
     for path in args.specs:
         try:
-            spec = load(path)
+            spec = load(path, overrides=args.overrides)
         except SpecError as exc:
             failed += 1
             if args.format == "json":

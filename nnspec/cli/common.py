@@ -23,3 +23,10 @@ def print_diagnostics(diagnostics, err) -> None:
         print(text, file=err)
     if errors:
         print(f"{errors} error{'s' if errors != 1 else ''}", file=err)
+
+
+def add_override_argument(p) -> None:
+    """``--set PATH=VALUE`` (repeatable): change any value of the spec before it is checked."""
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                   help="change a value of the spec, e.g. --set train.lr=0.01 --set 'encoder[2].filters=64' "
+                        "(YAML values; repeatable; checked like the file)")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from nnspec.cli.common import add_override_argument
+
 
 def add_arguments(p) -> None:
     p.add_argument("spec", metavar="SPEC")
+    add_override_argument(p)
     p.add_argument("-o", "--output", metavar="OUT",
                    help="file to write; the extension picks the format (.svg, .png, .pdf, .dot). "
                         "Without it the DOT text is printed")
@@ -26,7 +29,7 @@ def run(args, out, err) -> int:
         options["max_nodes"] = args.max_nodes
     if args.output:
         diagram.output_format(args.output)
-    spec = load(args.spec)
+    spec = load(args.spec, overrides=args.overrides)
     dot_text = diagram.render(spec, args.output, **options)
     if args.output:
         drawn = len([line for line in dot_text.splitlines() if "->" in line])

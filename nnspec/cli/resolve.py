@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from nnspec.cli.common import add_override_argument
+
 
 def add_arguments(p) -> None:
     p.add_argument("spec", metavar="SPEC")
+    add_override_argument(p)
 
 
 def run(args, out, err) -> int:
@@ -12,7 +15,7 @@ def run(args, out, err) -> int:
 
     from nnspec.api import load
 
-    spec = load(args.spec)
+    spec = load(args.spec, overrides=args.overrides)
     g = spec.graph
     doc = {"name": g.name, "inputs": {}, "layers": []}
     for node in g.nodes.values():

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from nnspec.cli.common import add_override_argument
+
 
 def add_arguments(p) -> None:
     p.add_argument("spec", metavar="SPEC")
+    add_override_argument(p)
     p.add_argument("--format", choices=["table", "json", "markdown"], default="table")
     p.add_argument("--macs", action="store_true", help="add a multiply-accumulate column")
     p.add_argument("--memory", action="store_true", help="add an activation-size column (elements per example)")
@@ -18,7 +21,7 @@ def run(args, out, err) -> int:
     from nnspec.api import load
     from nnspec.report import summary as sm
 
-    spec = load(args.spec)
+    spec = load(args.spec, overrides=args.overrides)
     s = sm.summarize(spec)
     if args.format == "json":
         print(sm.format_json(s), file=out)

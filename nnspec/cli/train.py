@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from nnspec.cli.common import add_override_argument
+
 HELP = "train a spec on torch or keras"
 
 
 def add_arguments(p) -> None:
     p.add_argument("spec", metavar="SPEC", nargs="?", help="the spec to train (not needed with --resume)")
+    add_override_argument(p)
     p.add_argument("--backend", choices=["torch", "keras"], default=None, help="framework (default: torch)")
     p.add_argument("--epochs", type=int, default=None, help="override train.epochs")
     p.add_argument("--batch-size", type=int, default=None, help="override train.batch_size")
@@ -46,7 +49,11 @@ def run(args, out, err) -> int:
     if not args.resume:
         from nnspec.api import load
 
-        spec = load(args.spec)
+        spec = load(args.spec, overrides=args.overrides)
+    elif args.overrides:
+        print("error: --set changes a new run; a resumed run continues with the spec and overrides it started with",
+              file=err)
+        return 2
     elif args.backend is not None:
         print("note: --resume continues on the run's own backend; --backend is ignored", file=err)
     try:

@@ -16,6 +16,7 @@ class Spec:
     graph: Graph
     analysis: object  # nnspec.analysis.Analysis
     raw: dict = field(default_factory=dict)
+    overrides: tuple[str, ...] = ()  # the `--set PATH=VALUE` overrides applied to the file, in order
 
     @property
     def name(self) -> str:

@@ -8,6 +8,8 @@ All problems are collected and raised together.
 
 from __future__ import annotations
 
+import dataclasses
+
 from nnspec.diagnostics import Diagnostic, did_you_mean
 from nnspec.errors import SpecError
 from nnspec.layers import registry
@@ -395,8 +397,7 @@ def build_graph(src: Source) -> Graph:
     diags = validate_skeleton(src)
     if diags:
         # Keep going where the structure allows, so layer errors show in the same run.
-        src = Source(data=_sane(src.data), file=src.file, text=src.text, positions=src.positions,
-                     key_positions=src.key_positions)
+        src = dataclasses.replace(src, data=_sane(src.data))
     exp = _Expander(src)
     graph = exp.run()
     diags = diags + exp.diags

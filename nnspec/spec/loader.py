@@ -43,6 +43,7 @@ class Source:
     text: str
     positions: dict = field(default_factory=dict)  # path -> (line, col) of the value
     key_positions: dict = field(default_factory=dict)  # path -> (line, col) of its key
+    overrides: dict = field(default_factory=dict)  # path -> "PATH=VALUE" of the --set that gave its value
 
     def line_text(self, line: int) -> str:
         lines = self.text.splitlines()
@@ -60,7 +61,20 @@ class Source:
             p = p[:-1]
         return self.positions.get((), (1, 1))
 
+    def override_of(self, path: Path) -> str | None:
+        """The ``--set`` override that gave the value at ``path`` (or one of its parents), if any."""
+        p = tuple(path)
+        while p:
+            if p in self.overrides:
+                return self.overrides[p]
+            p = p[:-1]
+        return None
+
     def diagnostic(self, path: Path, message: str, code: str, hint: str = "", key: bool = False, shown_path=None) -> Diagnostic:
+        override = self.override_of(path) if self.overrides else None
+        if override is not None:  # the value came from the command line, not from the file
+            return Diagnostic(file=f"--set {override}", path=format_path(shown_path if shown_path is not None else path),
+                              code=code, message=message, hint=hint)
         line, col = self.locate(path, key=key)
         return Diagnostic(
             file=self.file,

@@ -97,6 +97,7 @@ def train(spec, backend: str = "torch", epochs: int | None = None, batch_size: i
     _LAST_RUN.append(run.path)
     run.write_text("spec.yaml", spec.source.text)
     settings["spec_path"] = os.path.abspath(spec.path) if spec.path and os.path.exists(spec.path) else None
+    settings["overrides"] = list(getattr(spec, "overrides", ()))  # --set PATH=VALUE, re-applied on resume
     settings["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     run.write_json("settings.json", settings)
     if stream:
@@ -477,7 +478,7 @@ def load_run_spec(run: RunDir, settings: dict | None = None):
     settings = settings or run.read_json("settings.json")
     with open(run.file("spec.yaml"), encoding="utf-8") as fh:
         text = fh.read()
-    return load(settings.get("spec_path") or run.file("spec.yaml"), text=text)
+    return load(settings.get("spec_path") or run.file("spec.yaml"), text=text, overrides=settings.get("overrides") or ())
 
 
 # --- evaluate / predict ---------------------------------------------------------------------
