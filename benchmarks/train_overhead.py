@@ -53,7 +53,7 @@ def hand_torch(spec, x, y, epochs, bs, seed=0, model=None):
     import torch
 
     from nnspec.backends import get_backend
-    from nnspec.training.torch_loop import cpu_threads
+    from nnspec.backends.torch.loop import cpu_threads
 
     torch.set_num_threads(cpu_threads())
     torch.manual_seed(seed)

@@ -2,48 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 
-from nnspec.diagnostics import Diagnostic
-from nnspec.errors import SpecError
-from nnspec.spec import Spec
+from nnspec.pipeline import Spec, check, load
 
-
-def load(spec, *, text: str | None = None, overrides: Iterable[str] = ()) -> Spec:
-    """Load, validate, expand and shape-check a spec (a path, YAML text via ``text=``, or a Spec).
-
-    ``overrides`` are ``PATH=VALUE`` strings (``"train.lr=0.01"``, ``"encoder[2].filters=64"``) applied to the
-    file's data before validation; problems with them are reported against the override, not the file.
-    Raises :class:`nnspec.SpecError` whose ``.diagnostics`` lists every problem found.
-    """
-    overrides = tuple(str(o) for o in overrides)
-    if isinstance(spec, Spec):
-        if not overrides:
-            return spec
-        return load(spec.path, text=spec.source.text, overrides=(*spec.overrides, *overrides))
-    from nnspec.analysis import analyze
-    from nnspec.spec.expand import build_graph
-    from nnspec.spec.loader import load_file, load_text
-    from nnspec.spec.overrides import apply_overrides
-
-    if text is not None:
-        src = load_text(text, file=str(spec) if spec else "<string>")
-    else:
-        src = load_file(os.fspath(spec))
-    apply_overrides(src, overrides)
-    graph = build_graph(src)
-    analysis = analyze(graph, src)
-    return Spec(source=src, graph=graph, analysis=analysis, raw=src.data, overrides=overrides)
-
-
-def check(spec, *, text: str | None = None, overrides: Iterable[str] = ()) -> list[Diagnostic]:
-    """Every problem in a spec, sorted by position; an empty list means it is valid."""
-    try:
-        load(spec, text=text, overrides=overrides)
-    except SpecError as exc:
-        return exc.diagnostics
-    return []
+__all__ = ["Spec", "build", "check", "inspect", "load", "render", "summarize", "train"]
 
 
 def summarize(spec, *, overrides: Iterable[str] = (), **options):

@@ -1,11 +1,20 @@
-"""The one exception users see."""
+"""The exceptions users see: one root, :class:`UserError`."""
 
 from __future__ import annotations
 
 from nnspec.diagnostics import Diagnostic, format_all
 
 
-class SpecError(Exception):
+class UserError(Exception):
+    """The root of every error a user can fix. The CLI shows it without a traceback and exits 1.
+
+    Subclasses: :class:`SpecError` (located diagnostics), ``DataError`` (a data file or setting),
+    ``TrainingError`` (a run cannot start or go on), ``InspectError``, :class:`BackendMissing`.
+    A plain ``UserError`` is shown as one line ``error: ...``.
+    """
+
+
+class SpecError(UserError):
     """A spec could not be loaded, checked or built; ``.diagnostics`` says why."""
 
     def __init__(self, diagnostics: list[Diagnostic] | Diagnostic | str):
@@ -29,13 +38,6 @@ class ShapeProblem(Exception):
         self.hint = hint
         self.attr = attr
         self.code = code
-
-
-class UserError(Exception):
-    """A problem the user can fix, shown by the CLI as one line `error: ...` with exit code 1.
-
-    Training, inspection, diagram and backend errors derive from it, so the CLI handles them in one place.
-    """
 
 
 class BackendMissing(UserError):

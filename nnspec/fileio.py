@@ -3,27 +3,36 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+
+
+def _create_temp(directory: str, name: str) -> tuple[int, str]:
+    """A new, exclusive temporary file beside the target, created 0666 less the umask (the kernel applies it)."""
+    for _ in range(100):
+        tmp = os.path.join(directory, f".tmp-{secrets.token_hex(4)}-{name}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file in {directory}")
 
 
 def atomic_write(path, data: bytes | str) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``.
 
-    The new file gets the usual permissions (0666 less the umask), not mkstemp's private 0600.
+    The new file gets the usual permissions (0666 less the umask), not a private 0600, and the
+    process-wide umask is never changed to find that out.
     """
     path = os.fspath(path)
     mode = "wb" if isinstance(data, bytes) else "w"
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix="-" + os.path.basename(path))
+    fd, tmp = _create_temp(directory, os.path.basename(path))
     try:
         with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         try:

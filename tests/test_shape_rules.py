@@ -42,7 +42,7 @@ def test_tensorflow_same_padding_puts_the_extra_pixel_after(length, kernel, stri
     assert same_padding(length, kernel, stride) == expected
 
 
-def spec(layers: str, shape="[28, 28, 1]") -> nnspec.spec.Spec:
+def spec(layers: str, shape="[28, 28, 1]") -> nnspec.pipeline.Spec:
     return nnspec.load(None, text=f"inputs: {{x: {{shape: {shape}}}}}\nencoder:\n{layers}")
 
 

@@ -275,8 +275,8 @@ def test_cli_errors_are_one_line(spec, tmp_path):
 def test_torch_losses_match_the_numpy_definitions():
     import torch
 
+    from nnspec.backends.torch.loop import head_loss
     from nnspec.training import metrics as M
-    from nnspec.training.torch_loop import head_loss
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(16, 5)).astype(np.float32)
@@ -320,8 +320,8 @@ def test_early_stopping_restores_the_best_epoch_and_schedules_set_the_rate(backe
 def test_gpu_nan_check_names_the_first_bad_step():
     import torch
 
+    from nnspec.backends.torch.loop import Loop
     from nnspec.training.errors import NonFiniteLoss
-    from nnspec.training.torch_loop import Loop
 
     losses = torch.tensor([0.5, 0.4, float("inf"), float("nan"), 0.0])
     Loop._check_gpu_losses(None, losses, 2, 0, 5)  # the first two steps are fine

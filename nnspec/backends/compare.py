@@ -20,25 +20,8 @@ def framework_counts(spec, backend: str) -> dict[str, tuple[int, int]]:
     """Per layer (total, trainable) as the framework itself counts them, from a real built model."""
     from nnspec.backends import get_backend
 
-    model = get_backend(backend).build(spec, seed=0)
-    out: dict[str, tuple[int, int]] = {}
-    if backend == "keras":
-        for name in spec.graph.nodes:
-            layer = model.get_layer(name)
-            total = int(layer.count_params()) if layer.weights else 0
-            trainable = sum(int(w.numpy().size) for w in layer.trainable_weights)
-            out[name] = (total, trainable)
-        return out
-    for name in spec.graph.nodes:
-        if name not in model.layers:
-            out[name] = (0, 0)
-            continue
-        module = model.layers[name]
-        params = list(module.parameters())
-        stats = sum(b.numel() for _, b in module.named_buffers())  # BatchNorm moving mean/variance
-        total = sum(p.numel() for p in params) + stats
-        out[name] = (total, sum(p.numel() for p in params if p.requires_grad))
-    return out
+    module = get_backend(backend)
+    return module.layer_counts(module.build(spec, seed=0), spec)
 
 
 def count_rows(spec, backend: str) -> list[CountRow]:
@@ -50,7 +33,7 @@ def count_rows(spec, backend: str) -> list[CountRow]:
 def compare_counts(spec, backend: str, out) -> int:
     """Print per-layer and total counts from nnspec and the framework; 1 when any differ."""
     rows = count_rows(spec, backend)
-    label = {"keras": "Keras", "torch": "torch"}[backend]
+    label = {"keras": "Keras"}.get(backend, backend)
     width = max([len(r.name) for r in rows] + [5])
     print(f"\nParameter counts: nnspec vs {label} (total / trainable)", file=out)
     print(f"{'Layer':<{width}}  {'nnspec':>19}  {label:>19}", file=out)

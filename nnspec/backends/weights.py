@@ -78,8 +78,8 @@ def backend_of(model) -> str:
 
 def save_weights(model, spec, path) -> None:
     """Save a built model's weights in the neutral format (loads into either backend)."""
-    from nnspec.api import load
     from nnspec.backends import get_backend
+    from nnspec.pipeline import load
 
     spec = load(spec)
     backend = backend_of(model)
@@ -89,9 +89,9 @@ def save_weights(model, spec, path) -> None:
 
 def load_weights(model, spec, path) -> None:
     """Load a neutral weights file into a built model of either backend; shapes checked first."""
-    from nnspec.api import load
     from nnspec.backends import get_backend
     from nnspec.backends.common import weight_keys
+    from nnspec.pipeline import load
 
     spec = load(spec)
     weights = read_weights(path)

@@ -15,9 +15,9 @@ def add_arguments(p) -> None:
 
 
 def run(args, out, err) -> int:
-    from nnspec.api import load
     from nnspec.cli.common import print_diagnostics
     from nnspec.errors import SpecError
+    from nnspec.pipeline import load
 
     failed = 0
     results = []

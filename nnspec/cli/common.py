@@ -30,3 +30,18 @@ def add_override_argument(p) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                    help="change a value of the spec, e.g. --set train.lr=0.01 --set 'encoder[2].filters=64' "
                         "(YAML values; repeatable; checked like the file)")
+
+
+def add_backend_argument(p, help_text: str, default: str | None = None) -> None:
+    """``--backend NAME`` with the registry's backends as choices (and ``--keras-backend`` for Keras's engine).
+
+    Reads :mod:`nnspec.backends.base` only: no framework is imported to build the parser.
+    """
+    from nnspec.backends.base import infos
+
+    known = infos()
+    p.add_argument("--backend", choices=list(known), default=default, help=help_text)
+    engines = [v.name for i in known.values() for v in i.variants]
+    if engines:
+        p.add_argument("--keras-backend", choices=engines, default=None, metavar="ENGINE",
+                       help=f"the engine Keras runs on: {', '.join(engines)} (default: $KERAS_BACKEND or tensorflow)")

@@ -9,7 +9,7 @@ def add_arguments(p) -> None:
 
 
 def run(args, out, err) -> int:
-    from nnspec.api import load
+    from nnspec.pipeline import load
     from nnspec.report.diff import diff, format_diff
     from nnspec.report.summary import summarize
 

@@ -7,8 +7,9 @@ HELP = "re-score a trained run on the test set"
 
 def add_arguments(p) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by nnspec train")
-    p.add_argument("--backend", choices=["torch", "keras"], default=None,
-                   help="score on this framework (default: the one the run trained on)")
+    from nnspec.cli.common import add_backend_argument
+
+    add_backend_argument(p, "score on this framework (default: the one the run trained on)")
     p.add_argument("--weights", choices=["best", "last"], default=None,
                    help="which saved weights (default: the ones metrics.json was scored with)")
     p.add_argument("--format", choices=["table", "json"], default="table")

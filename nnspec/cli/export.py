@@ -7,7 +7,10 @@ def add_arguments(p) -> None:
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--weights", metavar="FILE", default=None,
                    help="a neutral weights file (nnspec save_weights / a trained run); default: fresh weights, seed 0")
-    p.add_argument("--format", choices=["onnx", "torchscript", "keras"], required=True)
+    from nnspec.backends.export import KNOWN_FORMATS
+
+    p.add_argument("--format", choices=list(KNOWN_FORMATS), required=True,
+                   help="onnx and torchscript are written by the torch backend, keras by the keras backend")
     p.add_argument("-o", "--output", metavar="OUT", required=True)
     p.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
                    help="size of a variable input dimension for tracing (repeatable), e.g. --dim seq=100")
@@ -25,9 +28,9 @@ def _dims(values, err) -> dict[str, int] | None:
 
 
 def run(args, out, err) -> int:
-    from nnspec.api import load
     from nnspec.backends.export import export
     from nnspec.backends.weights import WeightsFileError
+    from nnspec.pipeline import load
 
     dims = _dims(args.dim, err)
     if dims is None:

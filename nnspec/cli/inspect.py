@@ -52,11 +52,10 @@ def add_arguments(p) -> None:
         default=24,
         help="misclassified examples drawn, most confident first (default 24)",
     )
-    p.add_argument(
-        "--backend",
-        choices=["torch", "keras"],
-        default=None,
-        help="framework that computes feature maps and Grad-CAM (default: torch if installed, else keras)",
+    from nnspec.cli.common import add_backend_argument
+
+    add_backend_argument(
+        p, "framework that computes feature maps and Grad-CAM (default: torch if installed, else keras)",
     )
     p.add_argument(
         "--weights",

@@ -9,7 +9,9 @@ def add_arguments(p) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by nnspec train")
     p.add_argument("inputs", metavar="INPUTS", nargs="+",
                    help=".npy / .npz (raw or prepared arrays) or image files (.png, .jpg, ...)")
-    p.add_argument("--backend", choices=["torch", "keras"], default=None)
+    from nnspec.cli.common import add_backend_argument
+
+    add_backend_argument(p, "framework that runs the model (default: the one the run trained on)")
     p.add_argument("--top", type=int, default=3, help="classes shown per example (default 3)")
     p.add_argument("--raw", action="store_true",
                    help="inputs are already model-ready (skip the run's scaling and normalisation)")

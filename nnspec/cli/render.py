@@ -21,7 +21,7 @@ def add_arguments(p) -> None:
 
 
 def run(args, out, err) -> int:
-    from nnspec.api import load
+    from nnspec.pipeline import load
     from nnspec.report import diagram
 
     options = {"level": args.level, "expand": args.expand, "rankdir": args.rankdir}

@@ -13,7 +13,7 @@ def add_arguments(p) -> None:
 def run(args, out, err) -> int:
     import yaml
 
-    from nnspec.api import load
+    from nnspec.pipeline import load
 
     spec = load(args.spec, overrides=args.overrides)
     g = spec.graph

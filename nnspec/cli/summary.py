@@ -13,12 +13,13 @@ def add_arguments(p) -> None:
     p.add_argument("--memory", action="store_true", help="add an activation-size column (elements per example)")
     p.add_argument("--sections", action="store_true", help="group rows by section (encoder, decoder, head)")
     p.add_argument("--width", type=int, default=None, help="table width in characters")
-    p.add_argument("--backend", choices=["torch", "keras"], default=None,
-                   help="also build the real model and compare its counts with nnspec's")
+    from nnspec.cli.common import add_backend_argument
+
+    add_backend_argument(p, "also build the real model and compare its counts with nnspec's")
 
 
 def run(args, out, err) -> int:
-    from nnspec.api import load
+    from nnspec.pipeline import load
     from nnspec.report import summary as sm
 
     spec = load(args.spec, overrides=args.overrides)

@@ -10,7 +10,9 @@ HELP = "train a spec on torch or keras"
 def add_arguments(p) -> None:
     p.add_argument("spec", metavar="SPEC", nargs="?", help="the spec to train (not needed with --resume)")
     add_override_argument(p)
-    p.add_argument("--backend", choices=["torch", "keras"], default=None, help="framework (default: torch)")
+    from nnspec.cli.common import add_backend_argument
+
+    add_backend_argument(p, "framework (default: torch)")
     p.add_argument("--epochs", type=int, default=None, help="override train.epochs")
     p.add_argument("--batch-size", type=int, default=None, help="override train.batch_size")
     p.add_argument("--lr", type=float, default=None, help="override the learning rate")
@@ -47,7 +49,7 @@ def run(args, out, err) -> int:
         return 2
     spec = None
     if not args.resume:
-        from nnspec.api import load
+        from nnspec.pipeline import load
 
         spec = load(args.spec, overrides=args.overrides)
     elif args.overrides:
@@ -59,11 +61,10 @@ def run(args, out, err) -> int:
     try:
         result = train(spec, backend=args.backend or "torch", epochs=args.epochs, batch_size=args.batch_size,
                        lr=args.lr, seed=args.seed, device=args.device, out=args.out, limit=args.limit,
-                       ensemble=args.ensemble, resume=args.resume, progress=_Quiet(out) if args.quiet else out)
-    except KeyboardInterrupt:
-        from nnspec.training.run import last_run_dir
-
-        where = last_run_dir()
+                       ensemble=args.ensemble, resume=args.resume, progress=_Quiet(out) if args.quiet else out,
+                       keras_backend=args.keras_backend)
+    except KeyboardInterrupt as exc:
+        where = getattr(exc, "run_dir", None)
         print("interrupted" + (f"; every completed epoch is saved: nnspec train --resume {where}" if where else ""),
               file=err)
         return 130

@@ -6,7 +6,7 @@ The contract the training code relies on::
 
     splits = nnspec.data.load_data(spec, limit=None, seed=0, validation_split=None)
 
-``spec`` is a loaded :class:`nnspec.spec.Spec` (or a path). The result is a :class:`DataSplits`:
+``spec`` is a loaded :class:`nnspec.pipeline.Spec` (or a path). The result is a :class:`DataSplits`:
 
 - ``train``, ``val``, ``test``: :class:`ArraySet` with ``x`` and ``y``. ``val`` is None when the
   validation split is 0; ``test`` is None when the data has no test set and no ``test_split``.

@@ -68,7 +68,7 @@ class DataSplits:
 
 def _as_spec(spec):
     if isinstance(spec, (str, os.PathLike)):
-        from nnspec.api import load
+        from nnspec.pipeline import load
 
         return load(spec)
     return spec

@@ -151,7 +151,7 @@ def inspect_run(
     spec with its ``weights`` ("best" or "last"; default those the run was scored with).
     Raises :class:`InspectError` with one clear line when the run cannot be inspected.
     """
-    from nnspec.backends import BACKENDS, available
+    from nnspec.backends.base import available, names
     from nnspec.inspect import figures
 
     for name, value, least in (("images", images, 1), ("misclassified", misclassified, 0), ("channels", channels, 1)):
@@ -159,8 +159,8 @@ def inspect_run(
             raise InspectError(f"--{name} must be at least {least} (got {value})")
     if scan is not None and scan < 1:
         raise InspectError(f"--scan must be at least 1 (got {scan})")
-    if backend is not None and backend not in BACKENDS:
-        raise InspectError(f"unknown backend `{backend}`; choose one of: {', '.join(BACKENDS)}")
+    if backend is not None and backend not in names():
+        raise InspectError(f"unknown backend `{backend}`; choose one of: {', '.join(names())}")
     run = open_run(run_dir, weights)
     convs, spatial = run.conv_layers(), run.spatial_layers()
     filters_layer = run.layer(filters_layer, "filters", convs[0], convs, "is not a conv2d layer")

@@ -1,17 +1,17 @@
 """Training a spec, backend-neutral: settings, data, run directory, history, checkpoints,
 early stopping, schedules, test scores, plots, ensembles, resume and NaN handling.
 
-The backend loops (:mod:`nnspec.training.torch_loop`, :mod:`nnspec.training.keras_loop`) only
-run epochs; after each epoch they hand the logs to :class:`Epochs`, which records everything and
-says whether to stop.
+Backends are reached only through :mod:`nnspec.backends` (the registry and the ``Backend``
+protocol): a backend's trainer runs epochs and, after each, hands the logs to :class:`Epochs`,
+which records everything and says whether to stop.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,13 +22,17 @@ from nnspec.training.progress import Progress, format_metric, log_order
 from nnspec.training.rundir import RunDir
 from nnspec.training.settings import resolve, steps_per_epoch, versions
 
-LOOPS = {"torch": "nnspec.training.torch_loop", "keras": "nnspec.training.keras_loop"}
-_LAST_RUN: list[str] = []
+if TYPE_CHECKING:
+    from nnspec.backends.base import Backend
 
 
-def last_run_dir() -> str | None:
-    """The run directory most recently created or resumed in this process (for --resume hints)."""
-    return _LAST_RUN[-1] if _LAST_RUN else None
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; ``run_dir`` is the directory to ``--resume`` (every completed epoch is saved)."""
+
+    def __init__(self, run_dir: str):
+        super().__init__(run_dir)
+        self.run_dir = run_dir
 
 
 @dataclass
@@ -68,14 +72,17 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def train(spec, backend: str = "torch", epochs: int | None = None, batch_size: int | None = None,
           lr: float | None = None, seed: int | None = None, device: str | None = None, out: str | None = None,
           limit: int | None = None, ensemble: int | None = None, resume: str | None = None, progress=True,
-          validation_split: float | None = None, callbacks: list | None = None) -> RunResult:
+          validation_split: float | None = None, callbacks: list | None = None,
+          keras_backend: str | None = None) -> RunResult:
     """Train ``spec`` and record the run under ``out`` (default ``runs``): ``<out>/<spec name>/<timestamp>/``.
 
     Arguments override the spec's ``train:`` section (None keeps the spec's value). ``resume``
     continues an interrupted run directory (its own spec and settings; ``epochs`` may extend it).
     ``progress``: True prints to stdout, a stream prints there, False is silent. ``callbacks``:
     functions ``f(epoch, row)`` called after each epoch is recorded (epoch is 1-based).
-    Raises :class:`TrainingError` (a clear one-line message) when the run cannot go on.
+    ``keras_backend`` picks Keras's engine (tensorflow, jax, torch) for ``backend="keras"``.
+    Raises :class:`TrainingError` (a clear one-line message) when the run cannot go on, and
+    :class:`RunInterrupted` (a KeyboardInterrupt naming the run directory) on Ctrl-C.
     """
     stream = _stream(progress)
     if resume:
@@ -84,7 +91,7 @@ def train(spec, backend: str = "torch", epochs: int | None = None, batch_size: i
     overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "device": device,
                  "limit": limit, "ensemble": ensemble, "validation_split": validation_split}
     settings = resolve(spec, backend, overrides)
-    loop_module = _loop_module(backend)
+    loop_module = _backend(backend, keras_backend)
     device = loop_module.select_device(settings["device"])  # fail before loading data
     splits = _load_data(spec, settings)
     settings = resolve(spec, backend, overrides, task=splits.task)
@@ -92,9 +99,8 @@ def train(spec, backend: str = "torch", epochs: int | None = None, batch_size: i
     _check_task(spec, settings, splits)
     settings.update(_data_facts(splits))
     settings["device"] = device
-    settings["versions"] = versions(backend)
+    settings["versions"] = versions(loop_module)
     run = RunDir.create(out or "runs", spec.name)
-    _LAST_RUN.append(run.path)
     run.write_text("spec.yaml", spec.source.text)
     settings["spec_path"] = os.path.abspath(spec.path) if spec.path and os.path.exists(spec.path) else None
     settings["overrides"] = list(getattr(spec, "overrides", ()))  # --set PATH=VALUE, re-applied on resume
@@ -102,9 +108,12 @@ def train(spec, backend: str = "torch", epochs: int | None = None, batch_size: i
     run.write_json("settings.json", settings)
     if stream:
         stream.write(f"run directory: {run.path}\n")
-    if settings["ensemble"] > 1:
-        return _train_ensemble(spec, settings, run, splits, loop_module, stream, callbacks)
-    return _train_one(spec, settings, run, splits, loop_module, stream, callbacks)
+    try:
+        if settings["ensemble"] > 1:
+            return _train_ensemble(spec, settings, run, splits, loop_module, stream, callbacks)
+        return _train_one(spec, settings, run, splits, loop_module, stream, callbacks)
+    except KeyboardInterrupt:
+        raise RunInterrupted(run.path) from None
 
 
 def _stream(progress):
@@ -115,13 +124,13 @@ def _stream(progress):
     return progress or None
 
 
-def _loop_module(backend: str):
-    from nnspec.backends import get_backend
+def _backend(name: str, variant: str | None = None) -> Backend:
+    """The backend from the registry; unknown names and missing frameworks are one clear line."""
+    from nnspec.backends.base import get_backend, names
 
-    if backend not in LOOPS:
-        raise TrainingError(f"unknown backend `{backend}`; choose one of: {', '.join(LOOPS)}")
-    get_backend(backend)  # a missing framework -> BackendMissing with the install command
-    return importlib.import_module(LOOPS[backend])
+    if name not in names():
+        raise TrainingError(f"unknown backend `{name}`; choose one of: {', '.join(names())}")
+    return get_backend(name, variant)
 
 
 def _load_data(spec, settings: dict):
@@ -265,7 +274,7 @@ def _train_one(spec, settings: dict, run: RunDir, splits, loop_module, stream, c
     train_data = as_data(spec, splits.train, settings)
     val_data = as_data(spec, getattr(splits, "val", None), settings)
     test_data = as_data(spec, splits.test, settings)
-    loop = loop_module.Loop(spec, settings, train_data, val_data, augment=splits.augment)
+    loop = loop_module.trainer(spec, settings, train_data, val_data, augment=splits.augment)
     start = 0
     history = None
     if resume_state:
@@ -450,30 +459,32 @@ def _save_ensemble_examples(run: RunDir, probs: list, mean: np.ndarray, true: np
 # --- resume ---------------------------------------------------------------------------------
 def _resume(path: str, spec, epochs: int | None, stream, callbacks, device: str | None) -> RunResult:
     run = RunDir.open(path)
-    _LAST_RUN.append(run.path)
     settings = run.read_json("settings.json")
     spec = load_run_spec(run, settings)
     if epochs is not None:
         settings["epochs"] = int(epochs)
     if device is not None:
         settings["device"] = device
-    loop_module = _loop_module(settings["backend"])
+    loop_module = _backend(settings["backend"], (settings.get("versions") or {}).get("keras_backend"))
     settings["device"] = loop_module.select_device(settings["device"])
     run.write_json("settings.json", settings)
     splits = _load_data(spec, settings)
     if stream:
         stream.write(f"resuming {run.path}\n")
-    if settings.get("ensemble", 1) > 1:
-        return _train_ensemble(spec, settings, run, splits, loop_module, stream, callbacks, resume=True)
-    state = run.read_checkpoint()
-    if state is not None and stream:
-        stream.write(f"continuing after epoch {state['epoch']} of {settings['epochs']}\n")
-    return _train_one(spec, settings, run, splits, loop_module, stream, callbacks, state)
+    try:
+        if settings.get("ensemble", 1) > 1:
+            return _train_ensemble(spec, settings, run, splits, loop_module, stream, callbacks, resume=True)
+        state = run.read_checkpoint()
+        if state is not None and stream:
+            stream.write(f"continuing after epoch {state['epoch']} of {settings['epochs']}\n")
+        return _train_one(spec, settings, run, splits, loop_module, stream, callbacks, state)
+    except KeyboardInterrupt:
+        raise RunInterrupted(run.path) from None
 
 
 def load_run_spec(run: RunDir, settings: dict | None = None):
     """The run's own spec copy, located at the original path so relative data paths still resolve."""
-    from nnspec.api import load
+    from nnspec.pipeline import load
 
     settings = settings or run.read_json("settings.json")
     with open(run.file("spec.yaml"), encoding="utf-8") as fh:
@@ -490,12 +501,12 @@ def open_model(run_dir: str, backend: str | None = None, weights: str = "best"):
         raise TrainingError(f"{run_dir} is an ensemble; evaluate or predict one member: {run.file('members', '0')}")
     spec = load_run_spec(run, settings)
     backend = backend or settings["backend"]
-    loop_module = _loop_module(backend)
+    loop_module = _backend(backend)
     path = run.weights_best if weights == "best" else run.weights_last
     if not os.path.exists(path):
         raise TrainingError(f"{run_dir} has no {weights} weights yet ({path})")
     settings = dict(settings, backend=backend, device=loop_module.select_device("auto"))
-    loop = loop_module.Loop(spec, settings, None, None)
+    loop = loop_module.trainer(spec, settings, None, None)
     from nnspec.backends.weights import read_weights
 
     loop.set_weights(read_weights(path))

@@ -176,23 +176,26 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
     return max(1, math.ceil(n_train / batch_size))
 
 
-def versions(backend: str) -> dict:
-    """Versions of what a run used (read from installed metadata: imports nothing heavy)."""
+def versions(backend) -> dict:
+    """Versions of what a run used: nnspec, Python, numpy, the platform and the backend's own."""
     from importlib import metadata
 
     import numpy
 
-    import nnspec
-
-    out = {"nnspec": nnspec.__version__, "python": platform.python_version(), "numpy": numpy.__version__,
-           "platform": platform.platform()}
-    names = ["torch"] if backend == "torch" else ["keras", "tensorflow", "tensorflow-cpu"]
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
+    out = {"nnspec": metadata.version("nnspec") if _installed("nnspec") else "unknown",
+           "python": platform.python_version(), "numpy": numpy.__version__, "platform": platform.platform()}
+    out.update(backend.versions())
     return out
+
+
+def _installed(name: str) -> bool:
+    from importlib import metadata
+
+    try:
+        metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def resolve_device(requested: str, cuda_available: bool) -> str:

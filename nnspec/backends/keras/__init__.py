@@ -7,13 +7,8 @@ explicitly as ``L1L2`` with nnspec's factors (Keras has no ``"l1_l2"`` string id
 
 from __future__ import annotations
 
-import os
-
+import keras  # noqa: E402  (the engine is chosen by nnspec.backends.get_backend before this import)
 import numpy as np
-
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
-import keras  # noqa: E402
 
 from nnspec.backends.common import (  # noqa: E402
     backend_error,
@@ -25,12 +20,11 @@ from nnspec.backends.common import (  # noqa: E402
 )
 from nnspec.layers.shape_utils import normalize_padding2d  # noqa: E402
 
-__all__ = ["BUILDERS", "build", "get_weights", "set_weights"]
+__all__ = ["BUILDERS", "EXPORT_FORMATS", "NAME", "build", "export", "get_weights", "layer_counts", "runner",
+           "select_device", "set_weights", "trainer", "versions"]
 
-if keras.backend.backend() != "tensorflow":  # pragma: no cover - depends on the user's environment
-    raise ImportError(
-        f"nnspec's keras backend needs KERAS_BACKEND=tensorflow, but Keras runs on {keras.backend.backend()!r}"
-    )
+NAME = "keras"
+EXPORT_FORMATS = ("keras",)
 
 L = keras.layers
 
@@ -195,7 +189,7 @@ def build(spec, seed: int | None = None):
     initialisers: repeatable, and identical to a torch build with the same seed. Without it, Keras's
     own initialisers draw them (``keras.utils.set_random_seed`` applies).
     """
-    from nnspec.api import load
+    from nnspec.pipeline import load
 
     spec = load(spec)
     graph = spec.graph
@@ -264,3 +258,51 @@ def set_weights(model, spec, weights: dict[str, np.ndarray]) -> None:
             continue
         for p, v in zip(node_params(spec, node.name), _variables(model, spec, node), strict=True):
             v.assign(np.asarray(weights[f"{node.name}/{p.name}"], dtype=v.dtype))
+
+
+def layer_counts(model, spec) -> dict[str, tuple[int, int]]:
+    """Per layer (total, trainable) as Keras counts them (``count_params``)."""
+    out: dict[str, tuple[int, int]] = {}
+    for name in spec.graph.nodes:
+        layer = model.get_layer(name)
+        total = int(layer.count_params()) if layer.weights else 0
+        trainable = sum(int(np.prod(w.shape)) for w in layer.trainable_weights)
+        out[name] = (total, trainable)
+    return out
+
+
+def select_device(requested: str) -> str:
+    from nnspec.backends.keras.loop import select_device as select
+
+    return select(requested)
+
+
+def versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"keras": keras.__version__, "keras_backend": keras.backend.backend()}
+    for name in ("tensorflow", "tensorflow-cpu", "jax", "jaxlib", "torch"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def trainer(spec, settings, train, val, augment=None):
+    from nnspec.backends.keras.loop import Loop
+
+    return Loop(spec, settings, train, val, augment=augment)
+
+
+def runner(run, model):
+    from nnspec.backends.keras.inspection import KerasRunner
+
+    return KerasRunner(run, model)
+
+
+def export(spec, model, format: str, output: str, inputs: list[np.ndarray], verify: bool = True):
+    """Write ``model`` as a ``.keras`` file (atomic)."""
+    from nnspec.backends.keras.exporter import export as write
+
+    return write(spec, model, format, output, inputs, verify)

@@ -28,7 +28,11 @@ from nnspec.backends.common import (
 from nnspec.backends.torch.builders import BUILDERS, torch_path
 from nnspec.backends.torch.layers import KerasLayer
 
-__all__ = ["BUILDERS", "SpecModel", "build", "get_weights", "set_weights"]
+__all__ = ["BUILDERS", "EXPORT_FORMATS", "NAME", "SpecModel", "build", "export", "get_weights", "layer_counts",
+           "runner", "select_device", "set_weights", "trainer", "versions"]
+
+NAME = "torch"
+EXPORT_FORMATS = ("onnx", "torchscript")
 
 
 class SpecModel(nn.Module):
@@ -121,7 +125,7 @@ def build(spec, seed: int | None = None) -> SpecModel:
     ``seed`` makes the build repeatable (and equal to a Keras build with the same seed); without it
     the initial weights come from torch's global generator (so ``torch.manual_seed`` applies).
     """
-    from nnspec.api import load
+    from nnspec.pipeline import load
 
     spec = load(spec)
     _refuse(spec)
@@ -164,3 +168,50 @@ def set_weights(model: SpecModel, spec, weights: dict[str, np.ndarray]) -> None:
         mine = {p.name: weights[f"{node.name}/{p.name}"] for p in node_params(spec, node.name)}
         if mine:
             model.layers[node.name].load_keras_weights(mine)
+
+
+def layer_counts(model: SpecModel, spec) -> dict[str, tuple[int, int]]:
+    """Per layer (total, trainable) as torch counts them; BatchNorm's moving statistics are buffers."""
+    out: dict[str, tuple[int, int]] = {}
+    for name in spec.graph.nodes:
+        if name not in model.layers:
+            out[name] = (0, 0)
+            continue
+        module = model.layers[name]
+        params = list(module.parameters())
+        stats = sum(b.numel() for _, b in module.named_buffers())
+        total = sum(p.numel() for p in params) + stats
+        out[name] = (total, sum(p.numel() for p in params if p.requires_grad))
+    return out
+
+
+def select_device(requested: str) -> str:
+    """``auto`` | ``cpu`` | ``cuda`` -> the device a run uses (a clear error when cuda is missing)."""
+    from nnspec.backends.torch.loop import select_device as select
+
+    return select(requested)
+
+
+def versions() -> dict[str, str]:
+    return {"torch": torch.__version__}
+
+
+def trainer(spec, settings, train, val, augment=None):
+    """A :class:`~nnspec.backends.base.Trainer` for one run (model, optimiser, loop)."""
+    from nnspec.backends.torch.loop import Loop
+
+    return Loop(spec, settings, train, val, augment=augment)
+
+
+def runner(run, model: SpecModel):
+    """The model of a trained run, opened for ``nnspec inspect``."""
+    from nnspec.backends.torch.inspection import TorchRunner
+
+    return TorchRunner(run, model)
+
+
+def export(spec, model: SpecModel, format: str, output: str, inputs: list[np.ndarray], verify: bool = True):
+    """Write ``model`` as ONNX or TorchScript (atomic); ONNX is checked with onnxruntime when it is there."""
+    from nnspec.backends.torch.exporter import export as write
+
+    return write(spec, model, format, output, inputs, verify)

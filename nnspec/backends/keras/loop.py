@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import keras
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from nnspec.training.control import one_cycle_lr  # noqa: E402
-from nnspec.training.errors import NonFiniteLoss  # noqa: E402
-from nnspec.training.metrics import applicable_metrics, one_hot  # noqa: E402
-from nnspec.training.settings import resolve_device  # noqa: E402
+from nnspec.training.control import one_cycle_lr
+from nnspec.training.errors import NonFiniteLoss
+from nnspec.training.metrics import applicable_metrics, one_hot
+from nnspec.training.settings import resolve_device
 
 EVAL_BATCH = 1024
 CPU_STEPS_PER_EXECUTION = 16
