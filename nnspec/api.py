@@ -4,9 +4,39 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from nnspec.pipeline import Spec, check, load
+import os
 
-__all__ = ["Spec", "build", "check", "inspect", "load", "render", "summarize", "train"]
+from nnspec.diagnostics import Diagnostic
+from nnspec.errors import SpecError
+from nnspec.pipeline import Spec, load
+from nnspec.pipeline import check as _check
+
+__all__ = ["Spec", "build", "check", "diff", "inspect", "lint", "load", "render", "summarize", "train"]
+
+
+def check(spec: str | os.PathLike[str] | Spec | None, *, text: str | None = None, overrides: Iterable[str] = (),
+          warnings: bool = False) -> list[Diagnostic]:
+    """Every problem in a spec, sorted by position; an empty list means it is valid.
+
+    With ``warnings=True`` a valid spec is also linted, and its warnings (``severity == "warning"``) are returned.
+    """
+    if not warnings:
+        return _check(spec, text=text, overrides=overrides)
+    try:
+        return lint(spec, text=text, overrides=overrides)
+    except SpecError as exc:
+        return exc.diagnostics
+
+
+def lint(spec, *, text: str | None = None, overrides: Iterable[str] = ()) -> list[Diagnostic]:
+    """Warnings for a valid spec (loss vs head, redundant biases, ...), sorted by position.
+
+    Raises :class:`nnspec.SpecError` when the spec has errors; ``nnspec check --list-warnings`` lists the codes.
+    (From the top level, ``nnspec.check(spec, warnings=True)``: ``nnspec.lint`` is the package of rules.)
+    """
+    from nnspec.lint import lint as _lint
+
+    return _lint(load(spec, text=text, overrides=overrides))
 
 
 def summarize(spec, *, overrides: Iterable[str] = (), **options):

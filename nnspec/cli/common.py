@@ -19,6 +19,7 @@ def print_diagnostics(diagnostics, err) -> None:
         if color:
             first, _, rest = text.partition("\n")
             first = first.replace(": error:", ": \x1b[1;31merror:\x1b[0m", 1)
+            first = first.replace(": warning:", ": \x1b[1;35mwarning:\x1b[0m", 1)
             text = first + ("\n" + rest if rest else "")
         print(text, file=err)
     if errors:
