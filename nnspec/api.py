@@ -46,6 +46,16 @@ def summarize(spec, *, overrides: Iterable[str] = (), **options):
     return _summarize(load(spec, overrides=overrides), **options)
 
 
+def diff(before, after):
+    """What differs between two specs: layers matched by structure, settings, totals.
+
+    Returns a :class:`nnspec.report.diff.SpecDiff` (``.equal``, ``.layers``, ``.settings``, ``.totals``).
+    """
+    from nnspec.report.diff import diff_specs
+
+    return diff_specs(load(before), load(after))
+
+
 def render(spec, output: str | None = None, **options):
     """Build the DOT diagram of a spec; write it (and render with graphviz) when ``output`` is given."""
     from nnspec.report import diagram

@@ -99,6 +99,8 @@ def test_version():
 
 def test_diff_reports_changed_layers_and_totals():
     code, out, _ = run("diff", CNN, str(ROOT / "specs" / "rotation_regression_cnn.yaml"))
-    assert code == 0
-    assert "~ dense_1: shape (None, 10) -> (None, 1); params 650 -> 65 (-585)" in out
-    assert "total params 25,034 -> 24,449 (-585)" in out
+    assert code == 1
+    assert "~ dense_1 (Dense, head[2]): activation softmax -> linear; units 10 -> 1; shape (None, 10) -> (None, 1); " \
+           "params 650 -> 65 (-585)" in out
+    assert "params 25,034 -> 24,449 (-585, -2.3%)" in out
+    assert "~ loss.type: categorical_crossentropy -> mse" in out
