@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import os
+from collections.abc import Iterable
 
 from nnspec.diagnostics import Diagnostic
 from nnspec.errors import SpecError
