@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 from nnspec.diagnostics import Diagnostic
 from nnspec.errors import ShapeProblem, SpecError
-from nnspec.layers import registry
-from nnspec.layers.base import Param, format_shape, prod, rank_error
-from nnspec.spec.graph import Graph
+from nnspec.layers import registry, rules
+from nnspec.layers.base import Param, prod
+from nnspec.spec.graph import Graph, node_diagnostic
 from nnspec.spec.loader import Source
 
 MAX_PARAMS = 10_000_000_000  # 10^10 parameters (40 GB of float32) is beyond any spec we can build
@@ -80,25 +80,12 @@ def analyze(graph: Graph, src: Source | None = None) -> Analysis:
             continue  # an earlier layer failed; its error is already reported
         shapes = [infos[i].output_shape for i in node.inputs]
         try:
-            if cls.ranks is not None:
-                for s in shapes:
-                    if len(s) not in cls.ranks:
-                        hint = ""
-                        if len(s) > max(cls.ranks):
-                            hint = "add a `flatten` or global pooling layer before it"
-                        elif len(s) < min(cls.ranks):
-                            hint = "add a `reshape` layer before it (e.g. target_shape: [28, 28, 1])"
-                        raise rank_error(node.type, s, cls.ranks, hint)
-            out = tuple(layer.output_shape(shapes, node.attrs))
+            out = rules.output_shape(node.type, shapes, node.attrs)
             params = layer.param_shapes(shapes, node.attrs)
             macs = layer.macs(shapes, out, node.attrs) or 0
         except ShapeProblem as exc:
-            diags.append(_locate(src, node, exc))
+            diags.append(node_diagnostic(src, node, exc))
             continue
-        for d in out[1:]:
-            if isinstance(d, int) and d <= 0:
-                diags.append(_locate(src, node, ShapeProblem(f"{node.type} produces an empty output {format_shape(out)}")))
-                break
         info = NodeInfo(out, params, macs, node.trainable)
         infos[node.name] = info
         total += info.param_count
@@ -107,7 +94,7 @@ def analyze(graph: Graph, src: Source | None = None) -> Analysis:
         biggest = max(infos.items(), key=lambda kv: kv[1].param_count)
         node = graph.nodes[biggest[0]]
         diags.append(
-            _locate(
+            node_diagnostic(
                 src,
                 node,
                 ShapeProblem(
@@ -138,7 +125,7 @@ def _unused(graph: Graph, src: Source | None, failed: set[str]) -> list[Diagnost
             what = "input" if node.is_input else "layer"
             problem = ShapeProblem(f"{what} `{node.name}` does not lead to any output", code="reference",
                                    hint="read it from a later layer (inputs: [...]) or remove it")
-            out.append(_locate(src, node, problem, prefix=False))
+            out.append(node_diagnostic(src, node, problem, prefix=False))
     return out
 
 
@@ -148,14 +135,3 @@ def _bytes(n: int) -> str:
             return f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} EB"
-
-
-def _locate(src: Source | None, node, exc: ShapeProblem, prefix: bool = True) -> Diagnostic:
-    note = f" (in block `{node.block_name}`, {node.block})" if node.block else ""
-    message = f"{node.name}: {exc.message}{note}" if prefix else f"{exc.message}{note}"
-    if src is None:
-        return Diagnostic(message=message, code=exc.code, hint=exc.hint, path=".".join(map(str, node.path)))
-    if exc.attr and isinstance(src.data, dict):
-        return src.diagnostic((*node.attrs_path, exc.attr), message, exc.code, exc.hint, shown_path=(*node.path, exc.attr))
-    return src.diagnostic(node.attrs_path or node.path, message, exc.code, exc.hint, key=node.attrs_path != node.path,
-                          shown_path=node.path)

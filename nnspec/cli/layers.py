@@ -21,8 +21,8 @@ def run(args, out, err) -> int:
         cls = types[name]
         print(f"{name}  (Keras {cls.keras_class})" + (f"  aliases: {', '.join(cls.aliases)}" if cls.aliases else ""), file=out)
         print(f"  {cls.summary}", file=out)
-        if cls.primary:
-            print(f"  shorthand: `- {name}: VALUE` sets {cls.primary}", file=out)
+        if cls.main_attribute():
+            print(f"  shorthand: `- {name}: VALUE` sets {cls.main_attribute()}", file=out)
         for key, attr in cls.all_attributes().items():
             flag = "required" if attr.required else f"default {attr.default!r}" if attr.default is not None else "optional"
             print(f"  {key:<22} {attr.expects():<40} {flag}", file=out)

@@ -1,4 +1,8 @@
-"""`nnspec resolve SPEC`: the spec with blocks expanded, names given and defaults filled."""
+"""`nnspec resolve SPEC`: the spec with blocks expanded, names given and defaults filled.
+
+Conditions (`when:`) and expressions are already applied; a layer from a block says which
+block use it came from (instance label, repeat_index, block_index).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,9 @@ def run(args, out, err) -> int:
         attrs = {"name": node.name, "inputs": list(node.inputs), **node.attrs}
         if not node.trainable:
             attrs["trainable"] = False
+        if node.block:
+            attrs["block"] = {"use": node.block_name, "instance": node.block, "repeat_index": node.repeat,
+                              "block_index": node.block_index}
         doc["layers"].append({node.type: attrs, })
     doc["outputs"] = dict(g.heads)
     for key in ("loss", "train", "data"):

@@ -167,6 +167,8 @@ COMMON_ATTRS: dict[str, Attr] = {
         "Earlier layers or graph inputs this layer reads, by name; defaults to the previous layer.",
     ),
     "trainable": Attr("bool", "false freezes the layer's weights.", default=True),
+    "when": Attr("bool", "Include the layer only when this holds, e.g. `\"${stride == 2}\"`; a skipped layer's "
+                 "name stands for its input."),
 }
 
 WEIGHT_ATTRS: dict[str, Attr] = {
@@ -204,7 +206,9 @@ class LayerType:
     family: ClassVar[str] = "core"
     aliases: ClassVar[tuple[str, ...]] = ()
     attributes: ClassVar[dict[str, Attr]] = {}
-    primary: ClassVar[str | None] = None  # `- dropout: 0.5` sets this attribute
+    # The main attribute, set by the shorthand `- dropout: 0.5`. When None, a type with exactly one
+    # required attribute takes that one (see main_attribute), so every such type has the shorthand.
+    primary: ClassVar[str | None] = None
     ranks: ClassVar[tuple[int, ...] | None] = None  # accepted input ranks, batch included
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int] = 1
@@ -234,7 +238,15 @@ class LayerType:
 
     @classmethod
     def defaults(cls) -> dict:
-        return {k: v.default for k, v in cls.all_attributes().items() if k not in ("name", "inputs")}
+        return {k: v.default for k, v in cls.all_attributes().items() if k not in ("name", "inputs", "when")}
+
+    @classmethod
+    def main_attribute(cls) -> str | None:
+        """The attribute the shorthand `- TYPE: VALUE` sets: ``primary``, else the only required one."""
+        if cls.primary is not None:
+            return cls.primary
+        required = [k for k, a in cls.attributes.items() if a.required]
+        return required[0] if len(required) == 1 else None
 
     @classmethod
     def auto_name(cls) -> str:
@@ -254,6 +266,9 @@ class LayerType:
                         {"type": "array", "items": {"type": "string"}, "minItems": 1},
                     ],
                 }
+            if not strict and key == "name":
+                template = {"type": "string", "pattern": r"\$\{", "description": "A name template: `conv${stage}_1`."}
+                s = {"anyOf": [s, template], "description": s.get("description", "")}
             if not strict and key not in ("name", "inputs"):
                 s = {"anyOf": [s, {"$ref": "#/$defs/expression"}], "description": s.get("description", "")}
             props[key] = s

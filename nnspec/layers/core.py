@@ -174,6 +174,7 @@ class UpSampling2D(LayerType):
     family = "reshaping"
     ranks = (4,)
     key_attrs = ("size", "interpolation")
+    primary = "size"
     attributes = {
         "size": Attr("ints", "Upsampling factors (rows, columns).", default=2, minimum=1, length=2),
         "interpolation": Attr("enum", "Interpolation.", default="nearest", choices=("nearest", "bilinear")),

@@ -42,7 +42,7 @@ class Input(LayerType):
                 ]
             },
         }
-        for k in ("inputs", "trainable"):
+        for k in ("inputs", "trainable", "when"):
             s["properties"].pop(k, None)
         return s
 

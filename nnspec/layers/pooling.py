@@ -12,6 +12,7 @@ class _Pool(LayerType):
     family = "pooling"
     n = 2
     key_attrs = ("pool_size", "strides", "padding")
+    primary = "pool_size"  # every pooling layer, 1-D to 3-D: `- max_pool1d: 2`
 
     @classmethod
     def pool_attrs(cls, n: int) -> dict:
@@ -69,7 +70,6 @@ class MaxPool2D(_Pool):
     summary = "Maximum over 2-D windows."
     n = 2
     ranks = (4,)
-    primary = "pool_size"
     attributes = _Pool.pool_attrs(2)
 
 
@@ -81,7 +81,6 @@ class AvgPool2D(_Pool):
     summary = "Mean over 2-D windows (padding excluded from the mean, as Keras)."
     n = 2
     ranks = (4,)
-    primary = "pool_size"
     attributes = _Pool.pool_attrs(2)
 
 

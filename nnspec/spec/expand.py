@@ -1,24 +1,57 @@
 """Expansion: layer items -> Graph IR.
 
 Resolves layer types (with "did you mean"), validates each layer's attributes against its
-own fragment, evaluates computed attributes, expands reusable blocks (with `repeat`),
-fills defaults, names layers as Keras would (conv2d, conv2d_1, ...) and wires inputs.
-All problems are collected and raised together.
+own fragment, evaluates computed attributes and conditions (`when:`), expands reusable blocks
+(with `repeat`) and groups, fills defaults, names layers as Keras would (conv2d, conv2d_1, ...,
+or a block use's `prefix:` template such as `block1a_`) and wires inputs. All problems are
+collected and raised together.
+
+Scopes: a top-level expression sees ``vars``; a block's layers see ``vars``, the block's
+parameters and its counters. The fields of a block use (`with:`, `prefix:`) are evaluated in
+the caller's scope, where ``repeat_index`` and ``block_index`` are those of the repetition being
+expanded. Shapes are inferred on demand (``input.shape``, ``channels(prev)``) with the catalog's
+own rules (:mod:`nnspec.layers.rules`), so expansion and shape inference interleave.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
+from typing import Any
 
 from nnspec.diagnostics import Diagnostic, did_you_mean
-from nnspec.errors import SpecError
-from nnspec.layers import registry
-from nnspec.spec.expr import ExpressionError, evaluate, is_expression
-from nnspec.spec.graph import Graph, Node
+from nnspec.errors import ShapeProblem, SpecError
+from nnspec.layers import registry, rules
+from nnspec.spec.expr import ExpressionError, Tensor, evaluate, has_template, interpolate, is_expression, truth
+from nnspec.spec.graph import Graph, Node, node_diagnostic
 from nnspec.spec.loader import Source, format_path
 from nnspec.spec.validate import validate_layer, validate_skeleton
 
 MAX_LAYERS = 100_000
+# Names an expression gets from the expander; vars and block parameters cannot take them.
+RESERVED = ("input", "prev", "repeat_index", "block_index")
+BLOCK_USE_KEYS = ("use", "repeat", "with", "name", "prefix", "inputs", "when")
+GROUP_KEYS = ("when", "name", "layers")
+
+
+class _Unknowable(ExpressionError):
+    """A shape that cannot be known because of an error already reported; not reported again."""
+
+
+@dataclass(frozen=True)
+class _BlockCtx:
+    """The block repetition whose layers are being expanded."""
+
+    name: str  # the block definition
+    use_path: tuple  # where it is used (the `- block:` item)
+    label: str  # instance label, e.g. "residual2"
+    repeat: int  # 0-based repetition inside the use
+    index: int  # running index over every use of this block in the network
+    prefix: str  # what named layers inside get in front of their name
+
+    @property
+    def note(self) -> str:
+        return f" (in block `{self.name}` used at {format_path(self.use_path)})"
 
 
 class _Expander:
@@ -28,25 +61,57 @@ class _Expander:
         self.diags: list[Diagnostic] = []
         self.graph = Graph(name=str(self.data.get("name") or "model"))
         self.counters: dict[str, int] = {}
-        self.block_uses: dict[str, int] = {}
+        self.block_uses: dict[str, int] = {}  # label base -> uses so far (residual1, residual2, ...)
+        self.block_index: dict[str, int] = {}  # block -> repetitions so far, over the whole network
         self.block_stack: list[str] = []  # blocks being expanded, to refuse a block that uses itself
-        self.env = dict(self.data.get("vars") or {})
         self.explicit = self._explicit_names()
         self.used_names: set[str] = set()
+        self.aliases: dict[str, str] = {}  # top-level names that stand for another node (block uses, skipped layers)
+        self.shapes: dict[str, tuple] = {}  # inferred on demand, when an expression reads a shape
+        self.shape_failed: set[str] = set()
+        self.env = self._vars()
 
     # -- helpers ----------------------------------------------------------------------------
     def error(self, path, message, code, hint="", key=False, shown=None):
         self.diags.append(self.src.diagnostic(path, message, code, hint, key=key, shown_path=shown))
 
+    def expression_error(self, exc: ExpressionError, path, message, shown=None):
+        """Report a failed expression (unless it only repeats an error reported already)."""
+        if not isinstance(exc, _Unknowable):
+            self.error(path, message, "expression", shown=shown)
+
+    def _vars(self) -> dict:
+        """``vars`` evaluated in order: a var may use the ones above it (`wide: "${2 * base}"`)."""
+        env: dict = {}
+        for key, value in (self.data.get("vars") or {}).items():
+            if key in RESERVED:
+                self.error(("vars", key), f"`{key}` is a reserved name in expressions; choose another", "value",
+                           key=True, hint=f"reserved: {', '.join(RESERVED)}")
+                continue
+            try:
+                env[key] = _substitute(value, env)
+            except ExpressionError as exc:
+                self.error(("vars", key), f"vars.{key}: {exc}", "expression")
+        return env
+
     def _explicit_names(self) -> dict[str, tuple]:
-        """Names users gave to layers anywhere in the sections (for 'defined later' errors)."""
+        """Names users gave to layers and block uses in the sections (for 'defined later' errors)."""
         names: dict[str, tuple] = {}
-        for section, items in self._section_lists():
+
+        def visit(items, base):
             for i, item in enumerate(items):
                 if isinstance(item, dict) and len(item) == 1:
-                    (_, attrs), = item.items()
-                    if isinstance(attrs, dict) and isinstance(attrs.get("name"), str):
-                        names.setdefault(attrs["name"], (*section, i))
+                    (key, attrs), = item.items()
+                    if not isinstance(attrs, dict):
+                        continue
+                    name = attrs.get("name")
+                    if isinstance(name, str) and not has_template(name):
+                        names.setdefault(name, (*base, i))
+                    if key == "group" and isinstance(attrs.get("layers"), list):
+                        visit(attrs["layers"], (*base, i, "group", "layers"))
+
+        for section, items in self._section_lists():
+            visit(items, section)
         return names
 
     def _section_lists(self):
@@ -64,8 +129,37 @@ class _Expander:
             n = self.counters.get(base, 0)
             self.counters[base] = n + 1
             name = base if n == 0 else f"{base}_{n}"
-            if name not in self.used_names and name not in self.explicit:
+            if name not in self.used_names and name not in self.explicit and name not in self.aliases:
                 return name
+
+    def tensor_env(self, env: dict, prev: str | None) -> dict:
+        """``env`` plus `prev` (the previous layer's output) for expressions that read shapes."""
+        return {**env, "prev": Tensor(prev, self.shape_of)} if prev is not None else env
+
+    def shape_of(self, name: str) -> tuple:
+        """The output shape of node ``name`` by the catalog's rules, inferring its producers first."""
+        stack = [name]
+        while stack:
+            current = stack[-1]
+            if current in self.shapes:
+                stack.pop()
+                continue
+            node = self.graph.nodes.get(current)
+            if node is None or current in self.shape_failed:
+                raise _Unknowable(f"the shape of `{name}` is unknown (see the error above)")
+            missing = [i for i in node.inputs if i not in self.shapes]
+            if missing:
+                stack.extend(missing)
+                continue
+            try:
+                self.shapes[current] = rules.output_shape(node.type, [self.shapes[i] for i in node.inputs],
+                                                          node.attrs)
+            except ShapeProblem as exc:
+                self.shape_failed.add(current)
+                self.diags.append(node_diagnostic(self.src, node, exc))
+                raise _Unknowable(f"the shape of `{name}` is unknown (see the error above)") from None
+            stack.pop()
+        return self.shapes[name]
 
     # -- main -------------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -125,7 +219,10 @@ class _Expander:
             path = (*base, i)
             is_last = i == len(items) - 1
             if isinstance(item, dict) and len(item) == 1 and "block" in item:
-                prev = self._block_use(item["block"], (*path, "block"), section, prev, scope, env)
+                prev = self._block_use(item["block"], (*path, "block"), section, prev, scope, env, block)
+                continue
+            if isinstance(item, dict) and len(item) == 1 and "group" in item:
+                prev = self._group(item["group"], (*path, "group"), section, prev, scope, env, block)
                 continue
             parsed = self._parse_item(item, path)
             if parsed is None:
@@ -150,7 +247,7 @@ class _Expander:
             return None
         canonical = registry.canonical(type_name)
         if canonical is None or canonical == "input":
-            choices = [n for n in registry.all_names_and_aliases() if n != "input"] + ["block"]
+            choices = [n for n in registry.all_names_and_aliases() if n != "input"] + ["block", "group"]
             hint = did_you_mean(type_name, choices) or "`nnspec layers` lists the catalog"
             self.error(path if isinstance(item, str) else (*path, type_name), f"unknown layer type `{type_name}`",
                        "unknown-layer", hint, key=not isinstance(item, str), shown=path)
@@ -159,29 +256,73 @@ class _Expander:
         if raw is None:
             raw = {}
         elif not isinstance(raw, dict):
-            if cls.primary is None:
+            main = cls.main_attribute()
+            if main is None:
                 self.error(attrs_path, f"{canonical} takes a mapping of attributes (got {raw!r})", "type",
                            hint=f"write `- {type_name}: {{...}}` or `- {type_name}`")
                 return None
-            raw = {cls.primary: raw}
+            raw = {main: raw}
         return canonical, raw, attrs_path
+
+    def _condition(self, value, env, prev, path, shown, note) -> bool | None:
+        """A `when:` value as true/false; None (reported) when it cannot be evaluated."""
+        try:
+            result = _substitute(value, self.tensor_env(env, prev))
+            return truth(result, "the condition")
+        except ExpressionError as exc:
+            self.expression_error(exc, path, f"when: {exc}{note}", shown=shown)
+            return None
+
+    def _local_name(self, value, env, prev, path, shown, note) -> str | None:
+        """A `name:` as written, or with its `${...}` parts filled in; None (reported) when that fails."""
+        if not isinstance(value, str) or not has_template(value):
+            return value
+        try:
+            return interpolate(value, self.tensor_env(env, prev))
+        except ExpressionError as exc:
+            self.expression_error(exc, path, f"name: {exc}{note}", shown=shown)
+            return None
+
+    def _bind(self, local: str, target: str, scope: dict, block: _BlockCtx | None) -> None:
+        """Let ``local`` stand for node ``target`` (a block use's output, a skipped layer's input)."""
+        scope[local] = target
+        if block is None:
+            self.aliases[local] = target
 
     def _layer(self, type_name, raw, path, attrs_path, section, prev, scope, env, block, default_name):
         cls = registry.get(type_name)
-        note = f" (in block `{block[0]}` used at {format_path(block[1])})" if block else ""
+        note = block.note if block else ""
+        if "when" in raw:
+            keep = self._condition(raw["when"], env, prev, (*attrs_path, "when"), (*path, "when"), note)
+            if not keep:
+                inputs = self._resolve_inputs(raw.get("inputs"), cls, path, attrs_path, prev, scope, note)
+                local = raw.get("name")
+                if keep is False and isinstance(local, str) and inputs:
+                    self._bind(local, inputs[0], scope, block)  # a skipped layer passes its input through
+                return None
         attrs = {}
         ok = True
         failed = []
+        item_env = self.tensor_env(env, prev)
+        local = None  # the name as the user wrote it (templates filled in), without the block's prefix
         for key, value in raw.items():
-            if key in ("name", "inputs"):
-                attrs[key] = value
+            if key == "when":
                 continue
-            try:
-                attrs[key] = _substitute(value, env)
-            except ExpressionError as exc:
-                self.error((*attrs_path, key), f"{key}: {exc}{note}", "expression", shown=(*path, key))
-                failed.append(f"`{key}`")
-                ok = False
+            if key == "inputs":
+                attrs[key] = value
+            elif key == "name":
+                local = self._local_name(value, env, prev, (*attrs_path, key), (*path, key), note)
+                if local is None:
+                    ok = False  # reported; the name is left out so it is not also "not a text"
+                else:
+                    attrs[key] = block.prefix + local if isinstance(local, str) and block else local
+            else:
+                try:
+                    attrs[key] = _substitute(value, item_env)
+                except ExpressionError as exc:
+                    self.expression_error(exc, (*attrs_path, key), f"{key}: {exc}{note}", shown=(*path, key))
+                    failed.append(f"`{key}`")
+                    ok = False
         errors = validate_layer(type_name, attrs, self.src, attrs_path, path, note=note)
         # An attribute whose expression failed is not also "missing".
         errors = [e for e in errors if not (e.code == "missing" and any(f in e.message for f in failed))]
@@ -190,31 +331,31 @@ class _Expander:
             ok = False
         # Inputs are resolved even when attributes are wrong, so reference errors show too.
         inputs = self._resolve_inputs(attrs.get("inputs"), cls, path, attrs_path, prev, scope, note)
-        if not ok or inputs is None:
-            name = attrs.get("name")
-            if isinstance(name, str):
-                scope[name] = name  # keep later references quiet
+        if not ok or inputs is None or ("name" in attrs and not isinstance(attrs["name"], str)):
+            if isinstance(local, str):
+                scope[local] = local  # keep later references quiet
             return None
         values = {**cls.defaults(), **{k: v for k, v in attrs.items() if k not in ("name", "inputs")}}
-        local = attrs.get("name")
-        if local is not None:
-            name = f"{block[2]}_{local}" if block else local
+        if attrs.get("name") is not None:
+            name = attrs["name"]
         elif default_name:
             name = default_name
         else:
             name = self.auto_name(cls.auto_name())
-        if name in self.used_names:
-            self.error((*attrs_path, "name"), f"layer name `{name}` is used twice", "reference",
-                       hint="layer names must be unique in a spec", shown=(*path, "name"))
+        if name in self.used_names or name in self.aliases:
+            self.error((*attrs_path, "name"), f"layer name `{name}` is used twice{note}", "reference",
+                       hint="layer names must be unique in a spec; inside blocks, give the block use a `prefix:`",
+                       shown=(*path, "name"))
             return None
         self.used_names.add(name)
-        if local is not None:
+        if isinstance(local, str):
             scope[local] = name
         node = Node(
             name=name, type=type_name, attrs={k: v for k, v in values.items() if k != "trainable"},
             inputs=inputs, section=section, path=path, attrs_path=attrs_path,
-            block=block[2] if block else None, block_name=block[0] if block else None,
-            repeat=block[3] if block else None, trainable=values.get("trainable", True),
+            block=block.label if block else None, block_name=block.name if block else None,
+            repeat=block.repeat if block else None, block_index=block.index if block else None,
+            trainable=values.get("trainable", True),
         )
         self.graph.add(node)
         return name
@@ -232,6 +373,8 @@ class _Expander:
                            f"with `inputs:`{note}", "missing", shown=path)
                 return None
             return [prev]
+        if not isinstance(given, (str, list)) or not all(isinstance(r, str) for r in ([given] if isinstance(given, str) else given)):
+            return None  # the layer's schema reports it
         names = [given] if isinstance(given, str) else list(given)
         resolved = []
         for ref in names:
@@ -255,6 +398,8 @@ class _Expander:
             return prev
         if ref in scope:
             return scope[ref]
+        if ref in self.aliases:
+            return self.aliases[ref]
         if ref in self.used_names:
             return ref
         return None
@@ -270,12 +415,48 @@ class _Expander:
             self.error(where, f"`{ref}` is defined later (line {line}); a layer can only read earlier layers{note}",
                        "reference", hint="move this layer below the one it reads", shown=(*path, "inputs"))
             return
-        choices = list(self.used_names) + [k for k in scope if not k.startswith("$")]
+        choices = list(self.used_names) + list(self.aliases) + [k for k in scope if not k.startswith("$")]
         hint = did_you_mean(ref, choices) or f"known so far: {', '.join(sorted(choices)[:10])}"
         self.error(where, f"unknown layer or input `{ref}`{note}", "reference", hint, shown=(*path, "inputs"))
 
+    # -- groups -----------------------------------------------------------------------------
+    def _group(self, group, path, section, prev, scope, env, block):
+        """`- group: {when: COND, name: NAME, layers: [...]}`: layers included together, or not at all.
+
+        A named group's name stands for its last layer's output, or for its input when skipped.
+        """
+        note = block.note if block else ""
+        if not isinstance(group, dict) or not isinstance(group.get("layers"), list) or not group["layers"]:
+            self.error(path, "a group is written `- group: {when: \"${...}\", layers: [...]}` with at least one layer",
+                       "type")
+            return prev
+        for key in group:
+            if key not in GROUP_KEYS:
+                hint = did_you_mean(key, GROUP_KEYS) or f"allowed: {', '.join(GROUP_KEYS)}"
+                self.error((*path, key), f"a group has no key `{key}`", "unknown-key", hint, key=True)
+        keep: bool | None = True
+        if "when" in group:
+            keep = self._condition(group["when"], env, prev, (*path, "when"), (*path, "when"), note)
+        out = prev
+        if keep:
+            out = self._layers(group["layers"], (*path, "layers"), section, prev, scope, block=block, env=env)
+        name = self._local_name(group.get("name"), env, prev, (*path, "name"), (*path, "name"), note)
+        if isinstance(name, str) and out is not None and keep is not None:
+            self._bind_use_name(name, out, path, scope, block, note)
+        return out
+
+    def _bind_use_name(self, local, target, path, scope, block, note):
+        """Give a block use's or group's output a name that later layers can read."""
+        full = block.prefix + local if block else local
+        if full in self.used_names or full in self.aliases or (block and local in scope):
+            self.error((*path, "name"), f"name `{full}` is used twice{note}", "reference",
+                       hint="layer, block and group names must be unique in a spec")
+            return
+        self._bind(local, target, scope, block)
+
     # -- blocks -----------------------------------------------------------------------------
-    def _block_use(self, use, path, section, prev, scope, env):
+    def _block_use(self, use, path, section, prev, scope, env, outer):
+        note = outer.note if outer else ""
         if not isinstance(use, dict) or not isinstance(use.get("use"), str):
             self.error(path, "a block is used as `- block: {use: NAME, repeat: N, with: {...}}`", "type")
             return prev
@@ -291,6 +472,10 @@ class _Expander:
             self.error((*path, "use"), f"block `{name}` uses itself ({cycle}): blocks cannot be recursive",
                        "reference")
             return prev
+        for key in use:
+            if key not in BLOCK_USE_KEYS:
+                hint = did_you_mean(key, BLOCK_USE_KEYS) or f"allowed: {', '.join(BLOCK_USE_KEYS)}"
+                self.error((*path, key), f"a block use has no key `{key}`", "unknown-key", hint, key=True)
         definition = blocks[name]
         params = dict(definition.get("params") or {})
         given = use.get("with") or {}
@@ -302,14 +487,25 @@ class _Expander:
                 hint = did_you_mean(key, params) or f"parameters: {', '.join(params) or 'none'}"
                 self.error((*path, "with", key), f"block `{name}` has no parameter `{key}`", "unknown-key", hint,
                            key=True)
+        for key in params:
+            if key in RESERVED:
+                self.error(("blocks", name, "params", key), f"`{key}` is a reserved name in expressions; choose "
+                           "another", "value", key=True, hint=f"reserved: {', '.join(RESERVED)}")
+                return prev
+        if "when" in use:
+            keep = self._condition(use["when"], env, prev, (*path, "when"), (*path, "when"), note)
+            if not keep:
+                if keep is False and isinstance(use.get("name"), str):
+                    self._bind_use_name(use["name"], prev, path, scope, outer, note)
+                return prev
         repeat = use.get("repeat", 1)
         try:
-            repeat = _substitute(repeat, env)
+            repeat = _substitute(repeat, self.tensor_env(env, prev))
         except ExpressionError as exc:
-            self.error((*path, "repeat"), f"repeat: {exc}", "expression")
+            self.expression_error(exc, (*path, "repeat"), f"repeat: {exc}{note}")
             return prev
         if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
-            self.error((*path, "repeat"), f"`repeat` must be an integer >= 1 (got {repeat!r})", "value")
+            self.error((*path, "repeat"), f"`repeat` must be an integer >= 1 (got {repeat!r}){note}", "value")
             return prev
         if repeat * len(definition.get("layers") or []) > MAX_LAYERS:
             self.error((*path, "repeat"), f"repeat {repeat:,} would create more than {MAX_LAYERS:,} layers", "size")
@@ -318,27 +514,59 @@ class _Expander:
             refs = [use["inputs"]] if isinstance(use["inputs"], str) else use["inputs"]
             target = self._lookup(refs[0], prev, scope) if refs else None
             if target is None:
-                self._reference_error(refs[0] if refs else "", path, path, scope, "")
+                self._reference_error(refs[0] if refs else "", path, path, scope, note)
                 return prev
             prev = target
-        prefix = use.get("name") or name
+        label_base = use.get("name") if isinstance(use.get("name"), str) else name
         for r in range(repeat):
-            block_env = {**env, **params, **given, "repeat_index": r}
-            try:
-                block_env = {k: _substitute(v, block_env) for k, v in block_env.items()}
-            except ExpressionError as exc:
-                self.error((*path, "with"), f"block parameter: {exc}", "expression")
+            index = self.block_index.get(name, 0)
+            self.block_index[name] = index + 1
+            counters = {"repeat_index": r, "block_index": index}
+            # The use's own fields are the caller's: evaluated in its scope, with this repetition's counters.
+            caller_env = {**self.tensor_env(env, prev), **counters}
+            inner_env = {**self.env, **counters, "input": Tensor(prev, self.shape_of)} if prev else {
+                **self.env, **counters}
+            failed = False
+            for key, default in params.items():
+                try:
+                    if key in given:
+                        inner_env[key] = _substitute(given[key], caller_env)
+                    else:
+                        inner_env[key] = _substitute(default, inner_env)
+                except ExpressionError as exc:
+                    where = (*path, "with", key) if key in given else ("blocks", name, "params", key)
+                    self.expression_error(exc, where, f"{key}: {exc}" + (note if key in given else
+                                                                        f" (block `{name}` used at {format_path(path)})"))
+                    failed = True
+            if failed:
                 return prev
-            self.block_uses[prefix] = self.block_uses.get(prefix, 0) + 1
-            label = f"{prefix}{self.block_uses[prefix]}"
+            self.block_uses[label_base] = self.block_uses.get(label_base, 0) + 1
+            label = f"{label_base}{self.block_uses[label_base]}"
+            prefix = f"{label}_"
+            if "prefix" in use:
+                template = use["prefix"]
+                try:
+                    prefix = interpolate(template, caller_env) if isinstance(template, str) else template
+                except ExpressionError as exc:
+                    self.expression_error(exc, (*path, "prefix"), f"prefix: {exc}{note}")
+                    return prev
+                if not isinstance(prefix, str):
+                    self.error((*path, "prefix"), f"`prefix` must be a text such as `block1a_` (got {prefix!r})",
+                               "type")
+                    return prev
+                if outer is not None:  # an explicit prefix nests: conv2_ + block1_ -> conv2_block1_
+                    prefix = outer.prefix + prefix
+            ctx = _BlockCtx(name=name, use_path=path[:-1], label=label, repeat=r, index=index, prefix=prefix)
             local_scope = {"$input": prev}
             items = definition.get("layers") or []
             self.block_stack.append(name)
             try:
-                prev = self._layers(items, ("blocks", name, "layers"), section, prev, local_scope,
-                                    block=(name, path[:-1], label, r), env=block_env)
+                prev = self._layers(items, ("blocks", name, "layers"), section, prev, local_scope, block=ctx,
+                                    env=inner_env)
             finally:
                 self.block_stack.pop()
+        if isinstance(use.get("name"), str):
+            self._bind_use_name(use["name"], prev, path, scope, outer, note)
         return prev
 
     # -- whole-spec checks ------------------------------------------------------------------
@@ -358,11 +586,14 @@ class _Expander:
                         self.error(("loss",), f"head `{head}` has no loss", "missing", hint=f"add `{head}: mse` (or another loss) under `loss:`")
 
 
-def _substitute(value, env):
+def _substitute(value: Any, env: dict) -> Any:
+    """``value`` with every expression in it (also inside lists and mappings) evaluated."""
     if is_expression(value):
         return evaluate(value, env)
     if isinstance(value, list):
         return [_substitute(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: _substitute(v, env) for k, v in value.items()}
     return value
 
 

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from nnspec.diagnostics import Diagnostic
+
+if TYPE_CHECKING:
+    from nnspec.errors import ShapeProblem
+    from nnspec.spec.loader import Source
 
 
 @dataclass
@@ -19,6 +26,7 @@ class Node:
     block: str | None = None  # block instance label, e.g. "residual#2"
     block_name: str | None = None  # the block definition used
     repeat: int | None = None  # 0-based repetition inside the block use
+    block_index: int | None = None  # running index over every use of the block in the network
     trainable: bool = True
 
     @property
@@ -58,3 +66,19 @@ class Graph:
         for node in self.nodes.values():
             out.setdefault(node.section, []).append(node.name)
         return out
+
+
+def node_diagnostic(src: Source | None, node: Node, exc: ShapeProblem, prefix: bool = True) -> Diagnostic:
+    """A shape problem of ``node``, located at the attribute it names or at the layer itself.
+
+    Used by the analysis and by the expander (which infers shapes when a block reads one).
+    """
+    note = f" (in block `{node.block_name}`, {node.block})" if node.block else ""
+    message = f"{node.name}: {exc.message}{note}" if prefix else f"{exc.message}{note}"
+    if src is None:
+        return Diagnostic(message=message, code=exc.code, hint=exc.hint, path=".".join(map(str, node.path)))
+    if exc.attr and isinstance(src.data, dict):
+        return src.diagnostic((*node.attrs_path, exc.attr), message, exc.code, exc.hint,
+                              shown_path=(*node.path, exc.attr))
+    return src.diagnostic(node.attrs_path or node.path, message, exc.code, exc.hint, key=node.attrs_path != node.path,
+                          shown_path=node.path)

@@ -8,6 +8,7 @@ keys are errors, and aliases cannot blow up (every visited node counts against a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
@@ -32,6 +33,56 @@ _CORE_TAGS = {
     "tag:yaml.org,2002:merge",
     "tag:yaml.org,2002:timestamp",
 }
+
+
+# YAML 1.2 core schema (https://yaml.org/spec/1.2.2/#1032-tag-resolution): `1e-5` and `1E3` are numbers,
+# `yes`/`on`/`no`/`off` stay text, `010` is ten and `1_000` is text. PyYAML implements YAML 1.1, so the plain
+# scalars are resolved here instead. Merge keys (`<<: *defaults`) are kept: specs use them for shared settings.
+_CORE_RESOLVERS = (
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", "~nN"),
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    ("tag:yaml.org,2002:float",
+     r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+     "-+.0123456789"),
+)
+
+
+def _core_loader(base: Any) -> type:
+    """``base`` (a PyYAML loader class) resolving plain scalars by the YAML 1.2 core schema."""
+    import re
+
+    replaced = {tag for tag, _, _ in _CORE_RESOLVERS} | {"tag:yaml.org,2002:timestamp"}
+    table = {first: [(tag, rx) for tag, rx in entries if tag not in replaced]
+             for first, entries in base.yaml_implicit_resolvers.items()}
+    for tag, pattern, firsts in _CORE_RESOLVERS:
+        for first in [*firsts, None] if tag.endswith("null") else firsts:
+            table.setdefault(first, []).append((tag, re.compile(pattern)))
+    return type("Yaml12" + base.__name__, (base,), {"yaml_implicit_resolvers": table})
+
+
+def core_scalar(tag: str, text: str) -> object:
+    """The value of a plain scalar resolved to a YAML 1.2 core ``tag`` (int, float, bool, null)."""
+    if tag.endswith(":null"):
+        return None
+    if tag.endswith(":bool"):
+        return text.lower() == "true"
+    if tag.endswith(":int"):
+        if text.startswith(("0x", "0o")):
+            return int(text[2:], 16 if text[1] == "x" else 8)
+        return int(text, 10)
+    lowered = text.lower()
+    if lowered.endswith(".inf"):
+        return float("-inf") if text.startswith("-") else float("inf")
+    if lowered == ".nan":
+        return float("nan")
+    return float(text)
+
+
+_YAML12_LOADER = _core_loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+_CORE_SCALAR_TAGS = {tag for tag, _, _ in _CORE_RESOLVERS}
 
 
 @dataclass
@@ -142,9 +193,8 @@ def load_text(text: str, file: str = "<string>") -> Source:
     """Parse YAML text into a :class:`Source`, enforcing the safety limits."""
     if len(text) > MAX_BYTES:
         _fail(file, f"spec text is {len(text):,} characters; the limit is {MAX_BYTES:,}", "limit")
-    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        loader = loader_cls(text)
+        loader = _YAML12_LOADER(text)
         try:
             node = loader.get_single_node()
         finally:
@@ -204,9 +254,11 @@ class _Builder:
             return [self.build(child, (*path, i), depth + 1) for i, child in enumerate(node.value)]
         if len(node.value) > MAX_SCALAR:
             self._error(node, f"a value longer than {MAX_SCALAR:,} characters", "limit")
-        if node.tag == "tag:yaml.org,2002:timestamp":
+        if node.tag in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:str"):
             return node.value
         try:
+            if node.tag in _CORE_SCALAR_TAGS:
+                return core_scalar(node.tag, node.value)
             return self.constructor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, OverflowError) as exc:
             self._error(node, f"cannot read value {node.value!r}: {exc}", "yaml")

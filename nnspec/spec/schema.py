@@ -251,19 +251,44 @@ DATA = _obj(
 EXPRESSION = {
     "type": "string",
     "pattern": r"^\$",
-    "description": "A computed value: `$name` or `${2 * base}` using vars and block parameters.",
+    "description": "A computed value: `$name` or `${2 * base}` using vars, block parameters, repeat_index, "
+    "block_index and layer outputs (`${channels(input)}`, `${input.shape[-1] * 6}`, `${stride == 2}`).",
+}
+
+CONDITION = {
+    "anyOf": [{"type": "boolean"}, {"$ref": "#/$defs/expression"}],
+    "description": "Include this only when the condition holds, e.g. `\"${stride == 2 and not last}\"`.",
 }
 
 BLOCK_USE = _obj(
     {
         "use": {"type": "string", "description": "Name of a block in `blocks:`."},
         "repeat": {"anyOf": [_pos_int, {"$ref": "#/$defs/expression"}], "description": "How many times. Default: 1."},
-        "with": {"type": "object", "description": "Values for the block's parameters."},
-        "name": {"type": "string", "description": "Prefix for the layer names inside."},
-        "inputs": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "with": {"type": "object", "description": "Values for the block's parameters, evaluated in the caller's "
+                 "scope (with this repetition's repeat_index and block_index)."},
+        "name": {"type": "string", "description": "A name for the block's output (the last repetition's), read "
+                 "like a layer's: `inputs: [branch_a, branch_b]`. Also the base of the default prefix (NAME1_, "
+                 "NAME2_, ...)."},
+        "prefix": {"type": "string", "description": "Name template put in front of every named layer inside, "
+                   "per repetition, e.g. `block2${letter(repeat_index)}_` gives block2a_expand_conv, "
+                   "block2b_expand_conv. Default: BLOCK1_, BLOCK2_, ..."},
+        "inputs": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+                   "description": "The layer the block reads. Default: the previous layer."},
+        "when": {"$ref": "#/$defs/condition"},
     },
     "Use a reusable block, optionally repeated.",
     ("use",),
+)
+
+GROUP = _obj(
+    {
+        "when": {"$ref": "#/$defs/condition"},
+        "name": {"type": "string", "description": "A name for the group's output (its input when skipped)."},
+        "layers": {"type": "array", "items": {"$ref": "#/$defs/layer"}, "minItems": 1,
+                   "description": "The layers, applied in order."},
+    },
+    "Layers included together only when a condition holds.",
+    ("layers",),
 )
 
 
@@ -294,10 +319,11 @@ def skeleton() -> dict:
                 "description": "Reusable blocks with parameters.",
                 "additionalProperties": _obj(
                     {
-                        "params": {"type": "object", "description": "Parameters and their defaults."},
+                        "params": {"type": "object", "description": "Parameters and their defaults; a default may "
+                                   "use vars, earlier parameters, repeat_index, block_index and `input`."},
                         "layers": {**layer_list, "minItems": 1},
                     },
-                    "A reusable block: `$input` names the block's input inside it.",
+                    "A reusable block: `$input` names the block's input inside it (`input` in expressions).",
                     ("layers",),
                 ),
             },
@@ -333,12 +359,15 @@ def layer_item_schema(types: dict) -> dict:
             continue
         ref = {"$ref": f"#/$defs/layers/{name}"}
         options = [ref, {"type": "null"}]
-        if cls.primary:
-            options.insert(1, cls.attributes[cls.primary].schema() | {"description": f"Shorthand for {cls.primary}."})
+        main = cls.main_attribute()
+        if main:
+            shorthand = {"anyOf": [cls.attributes[main].schema(), {"$ref": "#/$defs/expression"}]}
+            options.insert(1, shorthand | {"description": f"Shorthand for {main}."})
         props[name] = {"anyOf": options, "description": cls.summary}
         for alias in cls.aliases:
             props[alias] = {"anyOf": options, "description": f"Alias of {name}."}
     props["block"] = {"$ref": "#/$defs/block_use"}
+    props["group"] = {"$ref": "#/$defs/group"}
     no_required = sorted(n for n, c in types.items() if n != "input" and not any(a.required for a in c.attributes.values()))
     return {
         "anyOf": [
@@ -359,6 +388,8 @@ def full_schema() -> dict:
         "layers": {name: cls.schema(strict=False) for name, cls in types.items()},
         "loss": LOSS_ONE,
         "block_use": BLOCK_USE,
+        "group": GROUP,
+        "condition": CONDITION,
         "expression": EXPRESSION,
     }
     return s

@@ -1,0 +1,324 @@
+"""The spec language: scopes of block parameters, conditions, shapes inside blocks, indices
+across a network, names of block outputs and name templates, YAML 1.2 numbers and the
+shorthand of every layer with one main attribute (issue 12). Error messages are pinned in
+tests/golden/language.yaml; these tests pin what a valid spec expands to."""
+
+from __future__ import annotations
+
+import pytest
+
+import nnspec
+from nnspec.layers import registry
+from nnspec.spec.expr import ExpressionError, Tensor, evaluate, interpolate
+
+
+def load(text: str):
+    return nnspec.load(None, text=text)
+
+
+def attrs(spec, name: str) -> dict:
+    return spec.graph.nodes[name].attrs
+
+
+# -- bug 1: `with:` values are the caller's ------------------------------------------------------------------
+
+
+def test_with_values_are_evaluated_in_the_callers_scope():
+    s = load("""
+vars: {filters: 8}
+inputs: {x: {shape: [8, 8, 3]}}
+blocks:
+  conv:
+    params: {filters: 4}
+    layers:
+      - conv2d: {name: c, filters: $filters, kernel_size: 1}
+encoder:
+  - block: {use: conv, with: {filters: "${2 * filters}"}}
+""")
+    assert attrs(s, "conv1_c")["filters"] == 16
+
+
+def test_a_stage_block_passes_its_own_parameter_through():
+    s = load("""
+inputs: {x: {shape: [8, 8, 3]}}
+blocks:
+  conv:
+    params: {filters: 4, strides: 1}
+    layers:
+      - conv2d: {name: c, filters: $filters, kernel_size: 1, strides: $strides}
+  stage:
+    params: {filters: 4, strides: 2}
+    layers:
+      - block: {use: conv, with: {filters: $filters, strides: $strides}}
+      - block: {use: conv, with: {filters: "${filters * 2}"}}
+encoder:
+  - block: {use: stage, with: {filters: 32}}
+""")
+    assert [(a["filters"], a["strides"]) for a in (attrs(s, "conv1_c"), attrs(s, "conv2_c"))] == [(32, 2), (64, 1)]
+
+
+def test_parameter_defaults_may_use_earlier_parameters_and_the_input():
+    s = load("""
+inputs: {x: {shape: [8, 8, 6]}}
+blocks:
+  expand:
+    params: {ratio: 4, width: "${channels(input) * ratio}"}
+    layers:
+      - conv2d: {name: c, filters: $width, kernel_size: 1}
+encoder:
+  - block: {use: expand, with: {ratio: 2}}
+""")
+    assert attrs(s, "expand1_c")["filters"] == 12
+
+
+# -- bug 2 and the evaluator ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("${stride == 2}", True),
+        ("${stride != 2 or last}", True),
+        ("${not last and stride >= 1}", False),
+        ("${1 < stride <= 2}", True),
+        ("${act == 'relu'}", True),
+        ("${64 if stride == 2 else 32}", 64),
+        ("${letter(stride)}", "c"),
+        ("${ceil(stride * 1.2)}", 3),
+        ("${floor(2.7)}", 2),
+        ("${last or 1 / 0}", True),  # short-circuit, as Python
+        ("${true and not false}", True),
+    ],
+)
+def test_conditions_and_comparisons(text, expected):
+    assert evaluate(text, {"stride": 2, "last": True, "act": "relu"}) == expected
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("${3 * act}", "arithmetic needs numbers, but `act` is the text 'relu'"),
+        ("${act + 1}", "arithmetic needs numbers"),
+        ("${-act}", "needs numbers"),
+        ("${act < 2}", "compare numbers"),
+        ("${stride and last}", "must be true or false (got 2)"),
+        ("${1 if stride else 2}", "must be true or false"),
+        ("${letter(26)}", "from 0 to 25"),
+        ("${max(act, 1)}", "needs numbers"),
+    ],
+)
+def test_text_never_takes_part_in_arithmetic(text, message):
+    with pytest.raises(ExpressionError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        evaluate(text, {"stride": 2, "last": True, "act": "relu"})
+
+
+def test_shapes_are_read_from_layer_outputs():
+    t = Tensor("x", lambda name: (None, 8, 8, 24))
+    env = {"input": t, "expansion": 6}
+    assert evaluate("${input.shape[-1] * expansion}", env) == 144
+    assert evaluate("${channels(input)}", env) == 24
+    assert evaluate("${len(input.shape)}", env) == 4
+    with pytest.raises(ExpressionError, match="out of range"):
+        evaluate("${input.shape[4]}", env)
+    with pytest.raises(ExpressionError, match="unknown size"):
+        evaluate("${input.shape[0] * 2}", env)
+    with pytest.raises(ExpressionError, match="reads a layer output"):
+        evaluate("${expansion.shape}", env)
+
+
+def test_name_templates_fill_in_each_part():
+    assert interpolate("conv${stage}_block${i + 1}_", {"stage": 2, "i": 0}) == "conv2_block1_"
+    assert interpolate("block1${letter(i)}_", {"i": 1}) == "block1b_"
+    with pytest.raises(ExpressionError, match="whole number or a text"):
+        interpolate("b${i / 3}", {"i": 1})
+
+
+# -- bug 4: YAML 1.2 numbers ----------------------------------------------------------------------------------
+
+
+def test_numbers_follow_yaml_1_2():
+    from nnspec.spec.loader import load_text
+
+    data = load_text("a: 1e-5\nb: 1E3\nc: .5\nd: yes\ne: 010\nf: 0x10\ng: 1_000\nh: -2.5e+2\ni: ~\n").data
+    assert data == {"a": 1e-05, "b": 1000.0, "c": 0.5, "d": "yes", "e": 10, "f": 16, "g": "1_000", "h": -250.0,
+                    "i": None}
+
+
+def test_keras_epsilon_is_accepted_and_errors_keep_their_position():
+    s = load("inputs: {x: {shape: [4]}}\nencoder:\n  - batch_norm: {epsilon: 1e-5}\n  - dense: 2\n")
+    assert attrs(s, "batch_normalization")["epsilon"] == 1e-5
+    (d,) = nnspec.check(None, text="inputs: {x: {shape: [4]}}\nencoder:\n  - dropout: {rate: 1E3}\n")
+    assert (d.line, d.column) == (3, 21) and "rate" in d.message
+
+
+# -- bug 5: the shorthand is a property of the layer definition -----------------------------------------------
+
+
+def test_every_layer_with_one_main_attribute_takes_the_shorthand():
+    types = registry.all_types(include_plugins=False)
+    for name, cls in types.items():
+        required = [k for k, a in cls.attributes.items() if a.required]
+        if len(required) == 1 and name != "input":
+            assert cls.main_attribute() == required[0], name
+        if "pool" in name and not name.startswith("global"):
+            assert cls.main_attribute() == "pool_size", name
+
+
+@pytest.mark.parametrize("layer", ["max_pool1d: 2", "avg_pool1d: 2", "max_pooling1d: 2"])
+def test_pool1d_shorthand(layer):
+    s = load(f"inputs: {{x: {{shape: [10, 3]}}}}\nencoder:\n  - {layer}\n")
+    assert s.analysis.nodes[list(s.graph.nodes)[-1]].output_shape == (None, 5, 3)
+
+
+# -- conditions -----------------------------------------------------------------------------------------------
+
+RESIDUAL = """
+inputs: {x: {shape: [8, 8, 8]}}
+blocks:
+  res:
+    params: {filters: 8, strides: 1}
+    layers:
+      - conv2d: {name: conv, filters: $filters, kernel_size: 3, strides: $strides, padding: same}
+      - conv2d: {name: shortcut, inputs: $input, filters: $filters, kernel_size: 1, strides: $strides,
+                 when: "${strides != 1 or channels(input) != filters}"}
+      - add: {inputs: [conv, shortcut]}
+encoder:
+  - block: {use: res, repeat: 3, with: {filters: 16, strides: "${2 if repeat_index == 0 else 1}"}}
+"""
+
+
+def test_a_layer_is_included_only_when_its_condition_holds():
+    s = load(RESIDUAL)
+    assert "res1_shortcut" in s.graph.nodes and "res2_shortcut" not in s.graph.nodes
+    # A skipped layer's name stands for its input: the identity shortcut.
+    assert s.graph.nodes["add_1"].inputs == ["res2_conv", "add"]
+    assert s.analysis.nodes["add_2"].output_shape == (None, 4, 4, 16)
+
+
+def test_a_group_of_layers_is_included_together():
+    text = """
+inputs: {x: {shape: [8, 8, 4]}}
+blocks:
+  mb:
+    params: {expansion: 1}
+    layers:
+      - group:
+          when: "${expansion != 1}"
+          name: expanded
+          layers:
+            - conv2d: {filters: "${channels(input) * expansion}", kernel_size: 1}
+            - relu6
+      - depthwise_conv2d: {inputs: expanded, kernel_size: 3, padding: same}
+encoder:
+  - block: {use: mb}
+  - block: {use: mb, with: {expansion: 6}}
+"""
+    s = load(text)
+    types = [n.type for n in s.graph.nodes.values()]
+    assert types == ["input", "depthwise_conv2d", "conv2d", "relu6", "depthwise_conv2d"]
+    assert attrs(s, "conv2d")["filters"] == 24
+    assert s.graph.nodes["depthwise_conv2d_1"].inputs == ["re_lu"]
+
+
+def test_a_block_use_can_be_conditional():
+    text = """
+vars: {deep: false}
+inputs: {x: {shape: [4]}}
+blocks:
+  fc: {layers: [dense: 4]}
+encoder:
+  - block: {use: fc, when: $deep}
+  - block: {use: fc, when: "${not deep}"}
+"""
+    assert [n.type for n in load(text).graph.nodes.values()] == ["input", "dense"]
+
+
+# -- indices and names ----------------------------------------------------------------------------------------
+
+
+def test_block_index_runs_over_every_use_of_a_block():
+    text = """
+inputs: {x: {shape: [4]}}
+blocks:
+  fc:
+    params: {units: 4}
+    layers:
+      - dense: $units
+      - dropout: "${0.1 * block_index}"
+encoder:
+  - block: {use: fc, repeat: 2}
+  - block: {use: fc, repeat: 3, with: {units: "${4 + repeat_index}"}}
+"""
+    s = load(text)
+    drops = [n for n in s.graph.nodes.values() if n.type == "dropout"]
+    assert [round(n.attrs["rate"], 3) for n in drops] == [0.0, 0.1, 0.2, 0.3, 0.4]
+    assert [n.block_index for n in drops] == [0, 1, 2, 3, 4] and [n.repeat for n in drops] == [0, 1, 0, 1, 2]
+    assert [n.attrs["units"] for n in s.graph.nodes.values() if n.type == "dense"] == [4, 4, 4, 5, 6]
+
+
+def test_block_outputs_are_named_like_layers():
+    text = """
+inputs: {x: {shape: [8, 8, 3]}}
+blocks:
+  conv_bn:
+    params: {filters: 4, kernel: 1}
+    layers:
+      - conv2d: {filters: $filters, kernel_size: $kernel, padding: same}
+      - batch_norm
+encoder:
+  - block: {use: conv_bn, name: branch_a}
+  - block: {use: conv_bn, name: branch_b, inputs: x, with: {kernel: 3}}
+  - concatenate: {inputs: [branch_a, branch_b]}
+"""
+    s = load(text)
+    assert s.graph.nodes["concatenate"].inputs == ["batch_normalization", "batch_normalization_1"]
+    assert s.analysis.nodes["concatenate"].output_shape == (None, 8, 8, 8)
+
+
+def test_prefix_templates_give_keras_names():
+    text = """
+inputs: {x: {shape: [8, 8, 3]}}
+blocks:
+  mbconv:
+    params: {filters: 4}
+    layers:
+      - conv2d: {name: expand_conv, filters: $filters, kernel_size: 1}
+      - batch_norm: {name: expand_bn}
+  bottleneck:
+    layers:
+      - conv2d: {name: 1_conv, filters: 4, kernel_size: 1}
+  stage:
+    params: {stage: 2, blocks: 2}
+    layers:
+      - block: {use: bottleneck, repeat: $blocks, prefix: "conv${stage}_block${repeat_index + 1}_"}
+encoder:
+  - block: {use: mbconv, repeat: 2, prefix: "block1${letter(repeat_index)}_"}
+  - block: {use: stage, prefix: ""}
+"""
+    names = list(load(text).graph.nodes)
+    assert names == ["x", "block1a_expand_conv", "block1a_expand_bn", "block1b_expand_conv", "block1b_expand_bn",
+                     "conv2_block1_1_conv", "conv2_block2_1_conv"]
+
+
+def test_resolve_shows_the_expanded_layers_with_their_block():
+    import io
+    import os
+    import tempfile
+    import types
+
+    import yaml
+
+    from nnspec.cli import resolve
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
+        fh.write(RESIDUAL)
+    try:
+        out = io.StringIO()
+        assert resolve.run(types.SimpleNamespace(spec=fh.name), out, io.StringIO()) == 0
+    finally:
+        os.unlink(fh.name)
+    layers = yaml.safe_load(out.getvalue())["layers"]
+    first = layers[0]["conv2d"]
+    assert first["name"] == "res1_conv" and first["strides"] == 2 and first["filters"] == 16
+    assert first["block"] == {"use": "res", "instance": "res1", "repeat_index": 0, "block_index": 0}
+    assert [next(iter(item)) for item in layers].count("conv2d") == 4
