@@ -300,23 +300,17 @@ encoder:
                      "conv2_block1_1_conv", "conv2_block2_1_conv"]
 
 
-def test_resolve_shows_the_expanded_layers_with_their_block():
+def test_resolve_shows_the_expanded_layers_with_their_block(tmp_path):
     import io
-    import os
-    import tempfile
-    import types
 
     import yaml
 
-    from nnspec.cli import resolve
+    from nnspec.cli.main import main
 
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
-        fh.write(RESIDUAL)
-    try:
-        out = io.StringIO()
-        assert resolve.run(types.SimpleNamespace(spec=fh.name), out, io.StringIO()) == 0
-    finally:
-        os.unlink(fh.name)
+    path = tmp_path / "residual.yaml"
+    path.write_text(RESIDUAL)
+    out = io.StringIO()
+    assert main(["resolve", str(path)], out, io.StringIO()) == 0
     layers = yaml.safe_load(out.getvalue())["layers"]
     first = layers[0]["conv2d"]
     assert first["name"] == "res1_conv" and first["strides"] == 2 and first["filters"] == 16
