@@ -138,6 +138,39 @@ def tiny_transformer(K):
     return K.Model(inp, L.Dense(5, activation="softmax")(L.GlobalAveragePooling1D()(x)))
 
 
+def inverted_residual(K):
+    """MobileNetV2's inverted residual block as keras.applications writes it (names included)."""
+    L = K.layers
+
+    def bn(name):
+        return L.BatchNormalization(epsilon=1e-3, momentum=0.999, name=name)
+
+    def block(x, index, filters, stride, expansion):
+        prefix = f"block_{index}_" if index else "expanded_conv_"
+        channels = x.shape[-1]
+        y = x
+        if expansion != 1:
+            y = L.Conv2D(channels * expansion, 1, use_bias=False, name=prefix + "expand")(y)
+            y = L.ReLU(6.0, name=prefix + "expand_relu")(bn(prefix + "expand_BN")(y))
+        y = L.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=prefix + "depthwise")(y)
+        y = L.ReLU(6.0, name=prefix + "depthwise_relu")(bn(prefix + "depthwise_BN")(y))
+        y = bn(prefix + "project_BN")(L.Conv2D(filters, 1, use_bias=False, name=prefix + "project")(y))
+        if stride == 1 and channels == filters:
+            y = L.Dropout(0.2 * index / 5, name=prefix + "drop")(y)
+            y = L.Add(name=prefix + "add")([x, y])
+        return y
+
+    inp = K.Input((28, 28, 1), name="img")
+    x = L.Conv2D(16, 3, strides=2, padding="same", use_bias=False, name="Conv1")(inp)
+    x = L.ReLU(6.0, name="Conv1_relu")(bn("bn_Conv1")(x))
+    for index, (filters, stride, expansion) in enumerate([(8, 1, 1), (16, 2, 6), (16, 1, 6), (24, 2, 6), (24, 1, 6)]):
+        x = block(x, index, filters, stride, expansion)
+    x = L.Conv2D(64, 1, use_bias=False, name="Conv_1")(x)
+    x = L.ReLU(6.0, name="out_relu")(bn("Conv_1_bn")(x))
+    x = L.GlobalAveragePooling2D(name="global_average_pooling2d")(x)
+    return K.Model(inp, L.Dense(10, activation="softmax", name="dense")(x))
+
+
 CASES = {
     "specs/fashion_mnist_dense.yaml": dense_net,
     "specs/fashion_mnist_cnn.yaml": cnn,
@@ -150,6 +183,7 @@ CASES = {
     "examples/two_input.yaml": two_input,
     "examples/text_lstm.yaml": text_lstm,
     "examples/tiny_transformer.yaml": tiny_transformer,
+    "examples/inverted_residual.yaml": inverted_residual,
 }
 
 
@@ -211,3 +245,10 @@ def test_catalog_auto_names_match_keras(K):
 
     for name, cls in registry.all_types().items():
         assert cls.auto_name() == to_snake_case(getattr(K.layers, cls.keras_class).__name__), name
+
+
+def test_block_prefix_templates_give_keras_applications_names(K):
+    # Conditions, shapes inside blocks and `prefix:` templates reproduce MobileNetV2's own layer names.
+    model = inverted_residual(K)
+    spec = nnspec.load(str(ROOT / "examples" / "inverted_residual.yaml"))
+    assert list(spec.graph.nodes) == [layer.name for layer in model.layers]

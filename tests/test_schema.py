@@ -10,6 +10,7 @@ from conftest import EXAMPLES, ROOT, SPECS
 from jsonschema import Draft202012Validator
 
 from nnspec.layers import registry
+from nnspec.spec.loader import load_text
 from nnspec.spec.schema import full_schema
 
 SCHEMA_FILE = ROOT / "schemas" / "nnspec.schema.json"
@@ -26,7 +27,9 @@ def test_schema_is_valid_draft_2020_12():
 
 @pytest.mark.parametrize("path", SPECS + EXAMPLES, ids=lambda p: p.name)
 def test_every_spec_and_example_validates_against_the_published_schema(path):
-    errors = list(Draft202012Validator(json.loads(SCHEMA_FILE.read_text())).iter_errors(yaml.safe_load(path.read_text())))
+    # Read as nnspec reads specs (YAML 1.2: `epsilon: 1e-3` is a number), as YAML 1.2 editors do.
+    document = load_text(path.read_text(), file=str(path)).data
+    errors = list(Draft202012Validator(json.loads(SCHEMA_FILE.read_text())).iter_errors(document))
     assert not errors, [e.message for e in errors]
 
 
@@ -55,7 +58,7 @@ def test_every_layer_fragment_describes_every_attribute():
 def _documents():
     import pathlib
 
-    docs = [yaml.safe_load(p.read_text()) for p in SPECS + EXAMPLES]
+    docs = [load_text(p.read_text()).data for p in SPECS + EXAMPLES]
     for p in sorted((pathlib.Path(__file__).parent / "golden").glob("*.yaml")):
         try:
             docs.append(yaml.safe_load(p.read_text()))

@@ -270,8 +270,8 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _references(value, out: set[str]) -> None:
-    """Names read by `$name` / `${expr}` strings anywhere inside ``value``."""
-    if isinstance(value, str) and value.startswith("$"):
+    """Names read by `$name` / `${expr}` strings and `name${...}` templates anywhere inside ``value``."""
+    if isinstance(value, str) and "$" in value:
         out.update(_NAME.findall(value))
     elif isinstance(value, dict):
         for v in value.values():
