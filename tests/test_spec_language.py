@@ -245,12 +245,15 @@ blocks:
     layers:
       - dense: $units
       - dropout: "${0.1 * block_index}"
+      - dropout: "${0.5 * block_index / block_count}"
 encoder:
   - block: {use: fc, repeat: 2}
   - block: {use: fc, repeat: 3, with: {units: "${4 + repeat_index}"}}
 """
     s = load(text)
-    drops = [n for n in s.graph.nodes.values() if n.type == "dropout"]
+    drops = [n for n in s.graph.nodes.values() if n.type == "dropout"][::2]
+    depth = [n.attrs["rate"] for n in s.graph.nodes.values() if n.type == "dropout"][1::2]
+    assert [round(r, 3) for r in depth] == [0.0, 0.1, 0.2, 0.3, 0.4]  # block_count is 5
     assert [round(n.attrs["rate"], 3) for n in drops] == [0.0, 0.1, 0.2, 0.3, 0.4]
     assert [n.block_index for n in drops] == [0, 1, 2, 3, 4] and [n.repeat for n in drops] == [0, 1, 0, 1, 2]
     assert [n.attrs["units"] for n in s.graph.nodes.values() if n.type == "dense"] == [4, 4, 4, 5, 6]
@@ -316,3 +319,11 @@ def test_resolve_shows_the_expanded_layers_with_their_block(tmp_path):
     assert first["name"] == "res1_conv" and first["strides"] == 2 and first["filters"] == 16
     assert first["block"] == {"use": "res", "instance": "res1", "repeat_index": 0, "block_index": 0}
     assert [next(iter(item)) for item in layers].count("conv2d") == 4
+
+
+def test_deeply_nested_blocks_are_refused_with_a_located_error():
+    n = 60
+    blocks = "\n".join(f"  b{i}:\n    layers: [{{block: {{use: b{i + 1}}}}}]" for i in range(n))
+    text = f"inputs: {{x: {{shape: [4]}}}}\nblocks:\n{blocks}\n  b{n}:\n    layers: [relu]\nencoder:\n  - block: {{use: b0}}\n"
+    (d,) = nnspec.check(None, text=text)
+    assert d.code == "limit" and "nest more than 32 levels" in d.message and d.line > 1

@@ -7,7 +7,7 @@ or a block use's `prefix:` template such as `block1a_`) and wires inputs. All pr
 collected and raised together.
 
 Scopes: a top-level expression sees ``vars``; a block's layers see ``vars``, the block's
-parameters and its counters. The fields of a block use (`with:`, `prefix:`) are evaluated in
+parameters and its counters (``repeat_index``, ``block_index``, ``block_count``). The fields of a block use (`with:`, `prefix:`) are evaluated in
 the caller's scope, where ``repeat_index`` and ``block_index`` are those of the repetition being
 expanded. Shapes are inferred on demand (``input.shape``, ``channels(prev)``) with the catalog's
 own rules (:mod:`nnspec.layers.rules`), so expansion and shape inference interleave.
@@ -28,8 +28,9 @@ from nnspec.spec.loader import Source, format_path
 from nnspec.spec.validate import validate_layer, validate_skeleton
 
 MAX_LAYERS = 100_000
+MAX_NESTING = 32  # blocks inside blocks; deeper is a generated or hostile spec (and would exhaust the stack)
 # Names an expression gets from the expander; vars and block parameters cannot take them.
-RESERVED = ("input", "prev", "repeat_index", "block_index")
+RESERVED = ("input", "prev", "repeat_index", "block_index", "block_count")
 BLOCK_USE_KEYS = ("use", "repeat", "with", "name", "prefix", "inputs", "when")
 GROUP_KEYS = ("when", "name", "layers")
 
@@ -55,9 +56,10 @@ class _BlockCtx:
 
 
 class _Expander:
-    def __init__(self, src: Source):
+    def __init__(self, src: Source, block_counts: dict[str, int] | None = None):
         self.src = src
-        self.data = src.data
+        self.block_counts = block_counts  # block -> repetitions in the whole network (`block_count`)
+        self.data: dict = src.data if isinstance(src.data, dict) else {}
         self.diags: list[Diagnostic] = []
         self.graph = Graph(name=str(self.data.get("name") or "model"))
         self.counters: dict[str, int] = {}
@@ -467,6 +469,10 @@ class _Expander:
                                                    f"blocks: {', '.join(blocks)}")
             self.error((*path, "use"), f"unknown block `{name}`", "reference", hint)
             return prev
+        if len(self.block_stack) >= MAX_NESTING:
+            self.error((*path, "use"), f"blocks nest more than {MAX_NESTING} levels deep here", "limit",
+                       hint="use fewer levels of blocks inside blocks")
+            return prev
         if name in self.block_stack:
             cycle = " -> ".join([*self.block_stack[self.block_stack.index(name):], name])
             self.error((*path, "use"), f"block `{name}` uses itself ({cycle}): blocks cannot be recursive",
@@ -512,9 +518,12 @@ class _Expander:
             return prev
         if use.get("inputs") is not None:
             refs = [use["inputs"]] if isinstance(use["inputs"], str) else use["inputs"]
-            target = self._lookup(refs[0], prev, scope) if refs else None
+            if not isinstance(refs, list) or len(refs) != 1 or not isinstance(refs[0], str):
+                self.error((*path, "inputs"), f"a block reads one layer: `inputs: NAME` (got {refs!r}){note}", "type")
+                return prev
+            target = self._lookup(refs[0], prev, scope)
             if target is None:
-                self._reference_error(refs[0] if refs else "", path, path, scope, note)
+                self._reference_error(refs[0], path, path, scope, note)
                 return prev
             prev = target
         label_base = use.get("name") if isinstance(use.get("name"), str) else name
@@ -522,6 +531,8 @@ class _Expander:
             index = self.block_index.get(name, 0)
             self.block_index[name] = index + 1
             counters = {"repeat_index": r, "block_index": index}
+            if self.block_counts is not None:
+                counters["block_count"] = self.block_counts.get(name, 0)
             # The use's own fields are the caller's: evaluated in its scope, with this repetition's counters.
             caller_env = {**self.tensor_env(env, prev), **counters}
             inner_env = {**self.env, **counters, "input": Tensor(prev, self.shape_of)} if prev else {
@@ -620,6 +631,21 @@ def _sane(data: dict) -> dict:
     return out
 
 
+def _block_counts(src: Source) -> dict[str, int]:
+    """How many times each block is expanded in the whole network, for `block_count`.
+
+    Found by a first expansion whose errors are dropped (the real one reports them); so
+    `block_count` can size layers (`rate: "${0.2 * block_index / block_count}"`) but cannot decide
+    a use's `repeat` or `when` of the block it counts.
+    """
+    dry = _Expander(src)
+    try:
+        dry.run()
+    except SpecError:
+        pass
+    return dict(dry.block_index)
+
+
 def build_graph(src: Source) -> Graph:
     """Validate and expand a loaded spec into a Graph; raises SpecError with every problem."""
     if not isinstance(src.data, dict):
@@ -629,7 +655,8 @@ def build_graph(src: Source) -> Graph:
     if diags:
         # Keep going where the structure allows, so layer errors show in the same run.
         src = dataclasses.replace(src, data=_sane(src.data))
-    exp = _Expander(src)
+    counts = _block_counts(src) if "block_count" in src.text else None
+    exp = _Expander(src, counts)
     graph = exp.run()
     diags = diags + exp.diags
     if diags:

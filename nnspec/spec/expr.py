@@ -3,7 +3,7 @@
 What an expression may use:
 
 - numbers, `true`/`false`, quoted text (`'relu'`), and names bound in ``vars``, block parameters
-  and the counters ``repeat_index`` / ``block_index``;
+  and the counters ``repeat_index`` / ``block_index`` / ``block_count``;
 - arithmetic ``+ - * / // % **`` and unary minus, on numbers only (text never takes part);
 - comparisons ``== != < <= > >=`` (chains allowed; ordering on numbers only), ``and``, ``or``,
   ``not`` on true/false values, and ``A if CONDITION else B``;

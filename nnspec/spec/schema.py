@@ -251,8 +251,8 @@ DATA = _obj(
 EXPRESSION = {
     "type": "string",
     "pattern": r"^\$",
-    "description": "A computed value: `$name` or `${2 * base}` using vars, block parameters, repeat_index, "
-    "block_index and layer outputs (`${channels(input)}`, `${input.shape[-1] * 6}`, `${stride == 2}`).",
+    "description": "A computed value: `$name` or `${2 * base}` using vars, block parameters, repeat_index, block_index, "
+    "block_count and layer outputs (`${channels(input)}`, `${input.shape[-1] * 6}`, `${stride == 2}`).",
 }
 
 CONDITION = {
