@@ -39,16 +39,16 @@ def random_inputs(spec, seed: int = 0) -> list[np.ndarray]:
 
 def random_weights(spec, seed: int = 1) -> dict[str, np.ndarray]:
     """Kernels drawn as the spec's initialisers draw them (activations stay O(1) in deep specs);
-    every bias, beta, gamma and moving statistic perturbed so that none is trivial."""
+    every bias, beta, gamma, PReLU alpha and (moving) statistic perturbed so that none is trivial."""
     from nnspec.backends.common import initial_weights
 
     rng = np.random.default_rng(seed)
     out = initial_weights(spec, seed)
     for key, value in out.items():
         leaf = key.rsplit("/", 1)[-1]
-        if leaf == "moving_variance":
+        if leaf in ("moving_variance", "variance"):
             out[key] = rng.uniform(0.5, 1.5, value.shape).astype(np.float32)
-        elif leaf in ("bias", "beta", "gamma", "moving_mean"):
+        elif leaf in ("bias", "beta", "gamma", "moving_mean", "mean", "alpha"):
             out[key] = (value + rng.standard_normal(value.shape) * 0.2).astype(np.float32)
     return out
 

@@ -42,6 +42,17 @@ CASES = [
     ("reshape", "reshape", one([12], "reshape: [3, 4]", "dense: 2")),
     ("permute", "permute", one([3, 4], "permute: [2, 1]", "dense: 2")),
     ("dropout", "dropout", one([6], "dense: 4", "dropout: 0.5")),
+    ("dropout_noise_shape", "dropout", one([4, 6], "dropout: {rate: 0.5, noise_shape: [null, 1, null]}")),
+    ("gaussian_noise", "gaussian_noise", one([6], "gaussian_noise: 0.3")),
+    ("rescaling", "rescaling", one([6], "rescaling: {scale: 0.5, offset: -1.0}")),
+    ("normalization_set", "normalization",
+     one([3, 4], "normalization: {mean: [0.5, -1.0, 2.0, 0.0], variance: [4.0, 0.25, 1.0, 2.0]}")),
+    ("normalization_axes_invert", "normalization", one([3, 4], "normalization: {axis: [1, 2], invert: true}")),
+    ("normalization_all", "normalization", one([3, 4], "normalization: {axis: null, mean: 1.5, variance: 9}")),
+    ("upsampling1d", "upsampling1d", one([3, 2], "upsampling1d: 3")),
+    ("cropping1d", "cropping1d", one([6, 2], "cropping1d: [1, 2]")),
+    ("cropping2d", "cropping2d", one([5, 6, 2], "cropping2d: [[1, 0], [2, 1]]")),
+    ("cropping2d_symmetric", "cropping2d", one([5, 6, 2], "cropping2d: [1, 2]")),
     ("spatial_dropout2d", "spatial_dropout2d", one([4, 4, 3], "spatial_dropout2d: 0.3")),
     ("upsampling2d_nearest", "upsampling2d", one([3, 3, 2], "upsampling2d: {size: [2, 3]}")),
     ("upsampling2d_bilinear", "upsampling2d", one([3, 4, 2], "upsampling2d: {size: 2, interpolation: bilinear}")),
@@ -54,6 +65,10 @@ CASES = [
     ("conv2d_dilation", "conv2d", one([7, 7, 2], "conv2d: {filters: 3, kernel_size: 3, dilation_rate: 2}")),
     ("conv2d_groups", "conv2d", one([5, 5, 4], "conv2d: {filters: 6, kernel_size: 3, groups: 2, padding: same}")),
     ("conv2d_strides_2x1", "conv2d", one([6, 5, 2], "conv2d: {filters: 3, kernel_size: [3, 2], strides: [2, 1]}")),
+    ("conv3d_valid", "conv3d", one([4, 5, 3, 2], "conv3d: {filters: 3, kernel_size: [2, 3, 2], activation: relu}")),
+    ("conv3d_same_stride2", "conv3d", one([5, 4, 4, 2], "conv3d: {filters: 2, kernel_size: 3, strides: 2, padding: same}")),
+    ("conv3d_groups_dilation", "conv3d",
+     one([5, 5, 5, 4], "conv3d: {filters: 2, kernel_size: 2, groups: 2, dilation_rate: 2, use_bias: false}")),
     ("conv2d_transpose_valid", "conv2d_transpose", one([3, 4, 2], "conv2d_transpose: {filters: 3, kernel_size: 3, strides: 2}")),
     ("conv2d_transpose_same", "conv2d_transpose",
      one([3, 4, 2], "conv2d_transpose: {filters: 3, kernel_size: 3, strides: 2, padding: same}")),
@@ -75,6 +90,11 @@ CASES = [
     ("max_pool2d_same", "max_pool2d", one([5, 5, 2], "max_pool2d: {pool_size: 3, strides: 2, padding: same}")),
     ("avg_pool2d_same", "avg_pool2d", one([5, 4, 2], "avg_pool2d: {pool_size: 3, strides: 2, padding: same}")),
     ("avg_pool2d_strides", "avg_pool2d", one([6, 6, 2], "avg_pool2d: {pool_size: 3, strides: 1}")),
+    ("max_pool3d", "max_pool3d", one([4, 4, 5, 2], "max_pool3d: 2")),
+    ("max_pool3d_same", "max_pool3d", one([5, 4, 3, 2], "max_pool3d: {pool_size: 3, strides: 2, padding: same}")),
+    ("avg_pool3d_same", "avg_pool3d", one([5, 4, 3, 2], "avg_pool3d: {pool_size: [3, 2, 2], strides: 2, padding: same}")),
+    ("global_max_pool3d", "global_max_pool3d", one([3, 3, 2, 2], "global_max_pool3d")),
+    ("global_avg_pool3d_keepdims", "global_avg_pool3d", one([3, 3, 2, 2], "global_avg_pool3d: {keepdims: true}")),
     ("global_max_pool1d", "global_max_pool1d", one([5, 3], "global_max_pool1d")),
     ("global_avg_pool1d_keepdims", "global_avg_pool1d", one([5, 3], "global_avg_pool1d: {keepdims: true}")),
     ("global_max_pool2d", "global_max_pool2d", one([4, 4, 3], "global_max_pool2d")),
@@ -83,6 +103,16 @@ CASES = [
     ("batch_norm_axis1_no_center", "batch_norm", one([3, 5], "batch_norm: {axis: 1, center: false}")),
     ("layer_norm", "layer_norm", one([4, 6], "layer_norm")),
     ("layer_norm_no_scale", "layer_norm", one([4, 6], "layer_norm: {scale: false, epsilon: 0.01}")),
+    ("group_norm", "group_norm", one([3, 3, 4], "group_norm: {groups: 2}")),
+    ("group_norm_instance_no_center", "group_norm", one([5, 6], "group_norm: {groups: -1, center: false}")),
+    ("group_norm_axis1", "group_norm", one([4, 3], "group_norm: {groups: 2, axis: 1, epsilon: 0.01}")),
+    ("bidirectional_lstm", "bidirectional", one([4, 3], "bidirectional: {layer: lstm, units: 3}")),
+    ("bidirectional_gru_sequences_sum", "bidirectional",
+     one([4, 3], "bidirectional: {layer: gru, units: 3, return_sequences: true, merge_mode: sum}")),
+    ("bidirectional_gru_reset_before_ave", "bidirectional",
+     one([4, 3], "bidirectional: {layer: gru, units: 2, reset_after: false, merge_mode: ave}")),
+    ("bidirectional_simple_rnn_sequences_mul", "bidirectional",
+     one([4, 3], "bidirectional: {layer: simple_rnn, units: 3, return_sequences: true, merge_mode: mul}")),
     ("simple_rnn", "simple_rnn", one([4, 3], "simple_rnn: {units: 5}")),
     ("simple_rnn_sequences_backwards", "simple_rnn",
      one([4, 3], "simple_rnn: {units: 5, return_sequences: true, go_backwards: true}")),
@@ -102,6 +132,15 @@ CASES = [
     ("multiply", "multiply", two([4, 3], [4, 3], "multiply: {inputs: [a, b]}")),
     ("average", "average", two([4, 3], [4, 3], "average: {inputs: [a, b]}")),
     ("concatenate_axis1", "concatenate", two([4, 3], [2, 3], "concatenate: {inputs: [a, b], axis: 1}")),
+    ("subtract", "subtract", two([4, 3], [4, 3], "subtract: {inputs: [a, b]}")),
+    ("maximum", "maximum", two([4, 3], [4, 3], "maximum: {inputs: [a, b]}")),
+    ("minimum", "minimum", two([4, 3], [4, 3], "minimum: {inputs: [a, b]}")),
+    # Keras's broadcasting: size-1 axes stretch; a lower-rank input gets its axes inserted after the batch
+    *[(f"{m}_broadcast_se", m, two([3, 3, 4], [1, 1, 4], f"{m}: {{inputs: [a, b]}}"))
+      for m in ("add", "subtract", "multiply", "average", "maximum", "minimum")],
+    ("multiply_broadcast_lower_rank", "multiply", two([3, 2, 4], [4], "multiply: {inputs: [a, b]}")),
+    ("add_broadcast_both_ways_three", "add",
+     two([1, 4], [3, 1], "add: {inputs: [a, b, c]}", shape_c=[3, 4])),
     ("relu", "relu", one([8], "relu")),
     ("relu_max_value", "relu", one([8], "relu: {max_value: 0.5}")),
     ("relu_threshold_slope_cap", "relu", one([8], "relu: {max_value: 1.0, negative_slope: 0.1, threshold: 0.3}")),
@@ -111,7 +150,11 @@ CASES = [
     ("leaky_relu_slope", "leaky_relu", one([8], "leaky_relu: 0.1")),
     ("elu", "elu", one([8], "elu: 0.5")),
     ("softmax_axis1", "softmax", one([3, 4], "softmax: {axis: 1}")),
-    *[(name, name, one([8], name)) for name in ("sigmoid", "tanh", "softplus", "swish", "silu", "gelu", "linear")],
+    *[(name, name, one([8], name)) for name in ("sigmoid", "tanh", "softplus", "swish", "silu", "gelu", "linear",
+                                                  "hard_sigmoid", "hard_silu", "hard_swish")],
+    ("prelu", "prelu", one([3, 4], "prelu")),
+    ("prelu_shared_regularised", "prelu",
+     one([3, 3, 4], "prelu: {shared_axes: [1, 2], alpha_initializer: ones, alpha_regularizer: l2}")),
     # each activation function both as a dense layer's option and as an `activation` layer
     *[(f"activation_{fn}", "activation",
        one([8], f"dense: {{units: 4, activation: {fn}, name: d}}", f"activation: {{activation: {fn}, inputs: x, name: act}}",
@@ -124,7 +167,9 @@ CASES = [
      "name: case\ninputs:\n  x: {shape: [5]}\nencoder:\n  - dense: 4\nheads:\n  a:\n    - dense: 2\n  b:\n    - dense: 3\n"),
 ]
 
-SPEC_FILES = sorted((ROOT / "specs").glob("*.yaml")) + sorted((ROOT / "examples").glob("*.yaml"))
+SPEC_FILES = sorted((ROOT / "specs").glob("*.yaml")) + sorted((ROOT / "examples").glob("*.yaml")) + [
+    ROOT / "tests" / "data" / "render" / "issue12_layers.yaml"  # every issue-12 layer type in one graph
+]
 
 _results: dict[str, dict] = {}
 

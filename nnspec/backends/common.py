@@ -73,6 +73,7 @@ def _regularizer_attr(layer_type: str, param: str) -> str | None:
         "embeddings": "embeddings_regularizer",
         "depthwise_kernel": "depthwise_regularizer",
         "pointwise_kernel": "pointwise_regularizer",
+        "alpha": "alpha_regularizer",
     }.get(leaf)
 
 
@@ -205,7 +206,10 @@ def initial_weights(spec, seed: int | None) -> dict[str, np.ndarray]:
         rng = np.random.default_rng(seq)
         for p in node_params(spec, node.name):
             init = _initializer_of(node, p)
-            if node.type == "lstm" and p.name == "bias" and node.attrs.get("unit_forget_bias", True):
+            lstm = node.type == "lstm" or (node.type == "bidirectional" and node.attrs.get("layer") == "lstm")
+            if p.value is not None:
+                value = np.broadcast_to(np.asarray(p.value, dtype=np.float32), p.shape).copy()
+            elif lstm and p.name.rsplit("/", 1)[-1] == "bias" and node.attrs.get("unit_forget_bias", True):
                 u = node.attrs["units"]
                 value = np.concatenate([initialize(init, (u,), rng), np.ones(u, np.float32), initialize(init, (2 * u,), rng)])
             else:

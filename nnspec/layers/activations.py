@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from nnspec.layers.base import Attr, LayerType
+from nnspec.errors import ShapeProblem
+from nnspec.layers.base import WEIGHT_ATTRS, Attr, LayerType, Param, format_shape, known
 from nnspec.layers.registry import register
 
 
@@ -86,3 +87,43 @@ Swish = _plain("swish", "x * sigmoid(x) (same as silu).")
 Silu = _plain("silu", "x * sigmoid(x) (same as swish).")
 Gelu = _plain("gelu", "Gaussian error linear unit (exact, erf form).")
 Linear = _plain("linear", "Identity.")
+HardSigmoid = _plain("hard_sigmoid", "Piecewise-linear sigmoid: relu6(x + 3) / 6 (Keras 3).")
+HardSilu = _plain("hard_silu", "x * hard_sigmoid(x) = x * relu6(x + 3) / 6 (same as hard_swish; MobileNetV3).")
+HardSwish = _plain("hard_swish", "x * hard_sigmoid(x) = x * relu6(x + 3) / 6 (same as hard_silu; MobileNetV3).")
+
+
+@register
+class PReLU(_ActivationBase):
+    name = "prelu"
+    keras_class = "PReLU"
+    summary = (
+        "Parametric ReLU: x if x >= 0 else alpha * x, with a learned alpha per element of the input "
+        "(batch excluded); shared_axes share one alpha along those axes (e.g. [1, 2] for one per channel)."
+    )
+    key_attrs = ("shared_axes",)
+    attributes = {
+        "alpha_initializer": Attr("initializer", "Initializer of alpha.", default="zeros"),
+        "alpha_regularizer": WEIGHT_ATTRS["kernel_regularizer"],
+        "shared_axes": Attr("int_list", "Axes (1-based, batch is 0) along which one alpha is shared.", minimum=1,
+                            nullable=True),
+    }
+
+    def _alpha_shape(self, x, a) -> tuple[int, ...]:
+        shared = set(a.get("shared_axes") or ())
+        bad = sorted(i for i in shared if i >= len(x))
+        if bad:
+            raise ShapeProblem(f"prelu shared_axes {bad} are out of range for input {format_shape(x)} "
+                               f"(axes 1..{len(x) - 1})", attr="shared_axes")
+        shape = [1 if i in shared else d for i, d in enumerate(x) if i > 0]
+        if not all(known(d) for d in shape):
+            raise ShapeProblem(f"prelu needs known sizes on the axes that are not shared, got {format_shape(x)}",
+                               hint="share the unknown axes (shared_axes: [1]) or give the input a fixed shape",
+                               attr="shared_axes")
+        return tuple(shape)
+
+    def output_shape(self, shapes, a):
+        self._alpha_shape(shapes[0], a)
+        return shapes[0]
+
+    def param_shapes(self, shapes, a):
+        return [Param("alpha", self._alpha_shape(shapes[0], a), initializer=a["alpha_initializer"])]

@@ -26,6 +26,8 @@ ACTIVATIONS = (
     "selu",
     "sigmoid",
     "hard_sigmoid",
+    "hard_silu",
+    "hard_swish",
     "tanh",
     "softmax",
     "log_softmax",
@@ -59,7 +61,9 @@ DTYPES = ("float32", "float64", "float16", "bfloat16", "int32", "int64", "uint8"
 class Attr:
     """One attribute of a layer type: its JSON Schema, default and description."""
 
-    kind: str  # int, float, bool, str, enum, ints, shape, activation, initializer, regularizer, axis, any
+    # int, float, bool, str, name, enum, ints, int_list, activation, initializer, regularizer, padding2d,
+    # noise_shape, axes, numbers, any
+    kind: str
     doc: str
     default: Any = None
     required: bool = False
@@ -128,6 +132,14 @@ class Attr:
                     {"type": "array", "items": pair, "minItems": 2, "maxItems": 2},
                 ]
             }
+        elif kind == "noise_shape":
+            entry = {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]}
+            s = {"type": "array", "items": entry, "minItems": 1}
+        elif kind == "axes":
+            one = {"type": "integer"}
+            s = {"anyOf": [one, {"type": "array", "items": one, "minItems": 1}]}
+        elif kind == "numbers":
+            s = {"anyOf": [{"type": "number"}, {"type": "array", "minItems": 1}]}
         elif kind == "any":
             s = {}
         else:  # pragma: no cover - a catalog bug, caught by the conformance test
@@ -153,6 +165,9 @@ class Attr:
             "int_list": "a list of integers",
             "regularizer": "l1, l2, l1_l2 or a mapping like {l2: 0.001}",
             "padding2d": "an integer, [height, width] or [[top, bottom], [left, right]]",
+            "noise_shape": "a list with one entry per input axis (batch included): an integer or null",
+            "axes": "an axis or a list of axes",
+            "numbers": "a number or a (nested) list of numbers",
         }.get(self.kind, "a value")
         if self.minimum is not None and self.kind in ("int", "ints"):
             words += f" >= {self.minimum:g}"
@@ -189,6 +204,9 @@ class Param:
     shape: tuple[int, ...]
     trainable: bool = True
     initializer: str | None = None  # set by plugin layers; built-in names map in the backends
+    # A fixed initial value from the spec (a number or nested tuples, broadcast to ``shape``), used
+    # instead of the initializer: e.g. normalization's mean and variance.
+    value: Any = None
 
     @property
     def size(self) -> int:

@@ -1,4 +1,4 @@
-"""Convolutions: conv1d, conv2d, conv2d_transpose, depthwise_conv2d, separable_conv2d."""
+"""Convolutions: conv1d, conv2d, conv3d, conv2d_transpose, depthwise_conv2d, separable_conv2d."""
 
 from __future__ import annotations
 
@@ -104,6 +104,17 @@ class Conv2D(_Conv):
     n = 2
     ranks = (4,)
     attributes = _Conv.conv_attrs(2)
+
+
+@register
+class Conv3D(_Conv):
+    name = "conv3d"
+    keras_class = "Conv3D"
+    aliases = ("convolution3d",)
+    summary = "3-D convolution over (depth, height, width, channels) inputs (volumes, video)."
+    n = 3
+    ranks = (5,)
+    attributes = _Conv.conv_attrs(3)
 
 
 @register

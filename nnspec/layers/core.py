@@ -1,4 +1,4 @@
-"""Dense, embedding, reshaping, dropout, resizing and padding layers."""
+"""Dense, embedding, reshaping, dropout and noise, rescaling, resizing, padding and cropping layers."""
 
 from __future__ import annotations
 
@@ -150,7 +150,57 @@ class Dropout(LayerType):
     family = "regularization"
     primary = "rate"
     key_attrs = ("rate",)
-    attributes = {"rate": Attr("float", "Fraction of inputs to drop.", required=True, minimum=0, exclusive_maximum=1)}
+    attributes = {
+        "rate": Attr("float", "Fraction of inputs to drop.", required=True, minimum=0, exclusive_maximum=1),
+        "noise_shape": Attr(
+            "noise_shape",
+            "Shape of the dropout mask, one entry per input axis (batch included); null takes the input's size, "
+            "1 shares one mask value along that axis (e.g. [null, 1, null] drops the same features at every step).",
+            nullable=True,
+        ),
+    }
+
+    def output_shape(self, shapes, a):
+        x, noise = shapes[0], a.get("noise_shape")
+        if noise is not None:
+            if len(noise) != len(x):
+                raise ShapeProblem(
+                    f"dropout noise_shape {list(noise)} has {len(noise)} entries, the input {format_shape(x)} has "
+                    f"{len(x)} axes (batch included)",
+                    hint="give one entry per axis; null keeps the input's size", attr="noise_shape",
+                )
+            for i, (n, d) in enumerate(zip(noise, x, strict=True)):
+                if n is not None and n != 1 and known(d) and n != d:
+                    raise ShapeProblem(
+                        f"dropout noise_shape entry {n} on axis {i} must be 1, null or the input's size {d} "
+                        f"(input {format_shape(x)})", attr="noise_shape",
+                    )
+        return x
+
+
+@register
+class GaussianNoise(LayerType):
+    name = "gaussian_noise"
+    keras_class = "GaussianNoise"
+    summary = "Adds zero-mean Gaussian noise with standard deviation stddev while training; identity at inference."
+    family = "regularization"
+    primary = "stddev"
+    key_attrs = ("stddev",)
+    attributes = {"stddev": Attr("float", "Standard deviation of the noise.", required=True, minimum=0)}
+
+
+@register
+class Rescaling(LayerType):
+    name = "rescaling"
+    keras_class = "Rescaling"
+    summary = "Multiplies by scale and adds offset: x * scale + offset (e.g. scale: 0.00392156862745098 for 1/255)."
+    family = "preprocessing"
+    primary = "scale"
+    key_attrs = ("scale", "offset")
+    attributes = {
+        "scale": Attr("float", "Factor applied to the input.", required=True),
+        "offset": Attr("float", "Added after scaling.", default=0.0),
+    }
 
 
 @register
@@ -201,3 +251,68 @@ class ZeroPadding2D(LayerType):
         n, h, w, c = shapes[0]
         (t, b), (lft, r) = normalize_padding2d(a["padding"])
         return (n, h + t + b if known(h) else None, w + lft + r if known(w) else None, c)
+
+
+@register
+class UpSampling1D(LayerType):
+    name = "upsampling1d"
+    keras_class = "UpSampling1D"
+    aliases = ("up_sampling1d",)
+    summary = "Repeats every step `size` times."
+    family = "reshaping"
+    ranks = (3,)
+    primary = "size"
+    key_attrs = ("size",)
+    attributes = {"size": Attr("int", "Upsampling factor.", default=2, minimum=1)}
+
+    def output_shape(self, shapes, a):
+        n, steps, c = shapes[0]
+        return (n, steps * a["size"] if known(steps) else None, c)
+
+
+def _cropped(layer: str, x, axis: int, before: int, after: int):
+    length = x[axis]
+    if not known(length):
+        return None
+    if before + after >= length:
+        raise ShapeProblem(
+            f"{layer} removes {before} + {after} of the {length} positions on axis {axis} of {format_shape(x)}, "
+            "leaving nothing", hint="crop less", attr="cropping",
+        )
+    return length - before - after
+
+
+@register
+class Cropping1D(LayerType):
+    name = "cropping1d"
+    keras_class = "Cropping1D"
+    summary = "Removes steps at the start and end of a sequence."
+    family = "reshaping"
+    ranks = (3,)
+    primary = "cropping"
+    key_attrs = ("cropping",)
+    attributes = {"cropping": Attr("ints", "Steps removed: n (both ends) or [start, end].", default=1, minimum=0, length=2)}
+
+    def output_shape(self, shapes, a):
+        x = shapes[0]
+        before, after = as_tuple(a["cropping"], 2)
+        return (x[0], _cropped(self.name, x, 1, before, after), x[2])
+
+
+@register
+class Cropping2D(LayerType):
+    name = "cropping2d"
+    keras_class = "Cropping2D"
+    summary = "Removes rows and columns at the borders of an image."
+    family = "reshaping"
+    ranks = (4,)
+    primary = "cropping"
+    key_attrs = ("cropping",)
+    attributes = {
+        "cropping": Attr("padding2d", "Removed: n, [rows, cols] (both sides) or [[top, bottom], [left, right]].", default=0)
+    }
+
+    def output_shape(self, shapes, a):
+        x = shapes[0]
+        (t, b), (lft, r) = normalize_padding2d(a["cropping"])
+        return (x[0], _cropped(self.name, x, 1, t, b), _cropped(self.name, x, 2, lft, r), x[3])

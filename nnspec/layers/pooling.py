@@ -1,4 +1,4 @@
-"""Max/average pooling (1-D, 2-D) and their global forms."""
+"""Max/average pooling (1-D, 2-D, 3-D) and their global forms."""
 
 from __future__ import annotations
 
@@ -84,6 +84,30 @@ class AvgPool2D(_Pool):
     attributes = _Pool.pool_attrs(2)
 
 
+@register
+class MaxPool3D(_Pool):
+    name = "max_pool3d"
+    keras_class = "MaxPooling3D"
+    aliases = ("max_pooling3d",)
+    summary = "Maximum over 3-D windows."
+    n = 3
+    ranks = (5,)
+    primary = "pool_size"
+    attributes = _Pool.pool_attrs(3)
+
+
+@register
+class AvgPool3D(_Pool):
+    name = "avg_pool3d"
+    keras_class = "AveragePooling3D"
+    aliases = ("average_pooling3d",)
+    summary = "Mean over 3-D windows (padding excluded from the mean, as Keras)."
+    n = 3
+    ranks = (5,)
+    primary = "pool_size"
+    attributes = _Pool.pool_attrs(3)
+
+
 class _GlobalPool(LayerType):
     family = "pooling"
     attributes = {"keepdims": Attr("bool", "Keep the pooled axes with size 1.", default=False)}
@@ -129,3 +153,21 @@ class GlobalAvgPool2D(_GlobalPool):
     aliases = ("global_average_pooling2d",)
     summary = "Mean over height and width."
     ranks = (4,)
+
+
+@register
+class GlobalMaxPool3D(_GlobalPool):
+    name = "global_max_pool3d"
+    keras_class = "GlobalMaxPooling3D"
+    aliases = ("global_max_pooling3d",)
+    summary = "Maximum over depth, height and width."
+    ranks = (5,)
+
+
+@register
+class GlobalAvgPool3D(_GlobalPool):
+    name = "global_avg_pool3d"
+    keras_class = "GlobalAveragePooling3D"
+    aliases = ("global_average_pooling3d",)
+    summary = "Mean over depth, height and width."
+    ranks = (5,)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from nnspec.errors import ShapeProblem
 from nnspec.layers.base import WEIGHT_ATTRS, Attr, LayerType, Param, format_shape, known
 from nnspec.layers.registry import register
@@ -11,7 +13,7 @@ class _RNN(LayerType):
     family = "recurrent"
     ranks = (3,)
     gates = 1
-    key_attrs = ("units", "return_sequences")
+    key_attrs: ClassVar[tuple[str, ...]] = ("units", "return_sequences")
 
     @classmethod
     def rnn_attrs(cls, activation: str = "tanh") -> dict:
@@ -85,3 +87,47 @@ class GRU(_RNN):
 
     def bias_shape(self, a):
         return (2, 3 * a["units"]) if a["reset_after"] else (3 * a["units"],)
+
+
+_WRAPPED: dict[str, type[_RNN]] = {"simple_rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
+
+
+@register
+class Bidirectional(_RNN):
+    name = "bidirectional"
+    keras_class = "Bidirectional"
+    summary = (
+        "Runs a recurrent layer (`layer: lstm`, `gru` or `simple_rnn`, with that layer's attributes alongside) "
+        "forwards and a second copy backwards, and merges their outputs (merge_mode concat, sum, ave or mul), "
+        "as Keras's Bidirectional(LSTM(...)). Twice the wrapped layer's parameters, named "
+        "forward_<layer>/<layer>_cell/... and backward_<layer>/<layer>_cell/... as in Keras."
+    )
+    key_attrs = ("layer", "units", "merge_mode", "return_sequences")
+    attributes = {
+        "layer": Attr("enum", "The wrapped recurrent layer type.", required=True, choices=tuple(_WRAPPED)),
+        "merge_mode": Attr("enum", "How the two directions combine.", default="concat",
+                           choices=("concat", "sum", "ave", "mul")),
+        **{k: v for k, v in _RNN.rnn_attrs().items() if k != "go_backwards"},
+        "recurrent_activation": Attr("activation", "Activation of the gates (lstm, gru).", default="sigmoid"),
+        "unit_forget_bias": Attr("bool", "Initialise the forget-gate bias to 1 (lstm).", default=True),
+        "reset_after": Attr("bool", "Apply the reset gate after the recurrent matmul (gru).", default=True),
+    }
+
+    def _wrapped(self, a) -> _RNN:
+        return _WRAPPED[a["layer"]]()
+
+    def output_shape(self, shapes, a):
+        out = self._wrapped(a).output_shape(shapes, a)
+        return (*out[:-1], 2 * out[-1]) if a["merge_mode"] == "concat" else out
+
+    def param_shapes(self, shapes, a):
+        t = a["layer"]
+        inner = self._wrapped(a).param_shapes(shapes, a)
+        return [
+            Param(f"{direction}_{t}/{t}_cell/{p.name}", p.shape, p.trainable)
+            for direction in ("forward", "backward")
+            for p in inner
+        ]
+
+    def macs(self, shapes, out, a):
+        return 2 * self._wrapped(a).macs(shapes, out, a)

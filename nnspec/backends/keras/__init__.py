@@ -18,6 +18,7 @@ from nnspec.backends.common import (  # noqa: E402
     plugin_builder,
     regularizer_factors,
 )
+from nnspec.layers import registry
 from nnspec.layers.shape_utils import normalize_padding2d  # noqa: E402
 
 __all__ = ["BUILDERS", "EXPORT_FORMATS", "NAME", "build", "export", "get_weights", "layer_counts", "runner",
@@ -81,18 +82,37 @@ def _separable(node):
     )
 
 
-def _rnn(cls):
-    def build(node):
+def _rnn(cls, only: tuple[str, ...] = ("recurrent_activation", "unit_forget_bias", "reset_after")):
+    def build(node, **name):
         a = node.attrs
         kw = dict(
-            activation=a["activation"], return_sequences=a["return_sequences"], go_backwards=a["go_backwards"],
+            activation=a["activation"], return_sequences=a["return_sequences"], go_backwards=a.get("go_backwards", False),
             dropout=a["dropout"], recurrent_initializer=a["recurrent_initializer"],
-            recurrent_regularizer=_reg(a.get("recurrent_regularizer")), **_weights_kwargs(a),
+            recurrent_regularizer=_reg(a.get("recurrent_regularizer")), **_weights_kwargs(a), **name,
         )
-        kw.update({k: a[k] for k in ("recurrent_activation", "unit_forget_bias", "reset_after") if k in a})
+        kw.update({k: a[k] for k in only if k in a})
         return cls(a["units"], **kw)
 
     return build
+
+
+# The options each wrapped recurrent type takes beyond the common ones.
+_WRAPPED_RNN = {
+    "simple_rnn": _rnn(L.SimpleRNN, ()),
+    "lstm": _rnn(L.LSTM, ("recurrent_activation", "unit_forget_bias")),
+    "gru": _rnn(L.GRU, ("recurrent_activation", "reset_after")),
+}
+
+
+def _bidirectional(node):
+    # The wrapped layer is named after its type, so Keras names the copies forward_<type>/backward_<type>.
+    inner = _WRAPPED_RNN[node.attrs["layer"]](node, name=node.attrs["layer"])
+    return L.Bidirectional(inner, merge_mode=node.attrs["merge_mode"])
+
+
+def _tuple(value):
+    """A spec list as the tuple Keras expects (None stays None)."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _pool(cls):
@@ -132,12 +152,19 @@ BUILDERS = {
     "flatten": lambda n: L.Flatten(),
     "reshape": lambda n: L.Reshape(tuple(n.attrs["target_shape"])),
     "permute": lambda n: L.Permute(tuple(n.attrs["dims"])),
-    "dropout": lambda n: L.Dropout(n.attrs["rate"]),
+    "dropout": lambda n: L.Dropout(n.attrs["rate"], noise_shape=_tuple(n.attrs.get("noise_shape"))),
+    "gaussian_noise": lambda n: L.GaussianNoise(n.attrs["stddev"]),
+    "rescaling": lambda n: L.Rescaling(n.attrs["scale"], offset=n.attrs["offset"]),
+    "normalization": lambda n: L.Normalization(axis=_tuple(n.attrs.get("axis")), invert=n.attrs["invert"]),
+    "upsampling1d": lambda n: L.UpSampling1D(n.attrs["size"]),
+    "cropping1d": lambda n: L.Cropping1D(n.attrs["cropping"]),
+    "cropping2d": lambda n: L.Cropping2D(normalize_padding2d(n.attrs["cropping"])),
     "spatial_dropout2d": lambda n: L.SpatialDropout2D(n.attrs["rate"]),
     "upsampling2d": lambda n: L.UpSampling2D(n.attrs["size"], interpolation=n.attrs["interpolation"]),
     "zero_padding2d": lambda n: L.ZeroPadding2D(normalize_padding2d(n.attrs["padding"])),
     "conv1d": _conv(L.Conv1D),
     "conv2d": _conv(L.Conv2D),
+    "conv3d": _conv(L.Conv3D),
     "conv2d_transpose": _conv(L.Conv2DTranspose),
     "depthwise_conv2d": _depthwise,
     "separable_conv2d": _separable,
@@ -145,19 +172,28 @@ BUILDERS = {
     "avg_pool1d": _pool(L.AveragePooling1D),
     "max_pool2d": _pool(L.MaxPooling2D),
     "avg_pool2d": _pool(L.AveragePooling2D),
+    "max_pool3d": _pool(L.MaxPooling3D),
+    "avg_pool3d": _pool(L.AveragePooling3D),
     "global_max_pool1d": _global(L.GlobalMaxPooling1D),
     "global_avg_pool1d": _global(L.GlobalAveragePooling1D),
     "global_max_pool2d": _global(L.GlobalMaxPooling2D),
     "global_avg_pool2d": _global(L.GlobalAveragePooling2D),
+    "global_max_pool3d": _global(L.GlobalMaxPooling3D),
+    "global_avg_pool3d": _global(L.GlobalAveragePooling3D),
     "batch_norm": _norm(L.BatchNormalization, momentum=None),
     "layer_norm": _norm(L.LayerNormalization),
+    "group_norm": _norm(L.GroupNormalization, groups=None),
     "simple_rnn": _rnn(L.SimpleRNN),
     "lstm": _rnn(L.LSTM),
     "gru": _rnn(L.GRU),
+    "bidirectional": _bidirectional,
     "multi_head_attention": _mha,
     "add": lambda n: L.Add(),
+    "subtract": lambda n: L.Subtract(),
     "multiply": lambda n: L.Multiply(),
     "average": lambda n: L.Average(),
+    "maximum": lambda n: L.Maximum(),
+    "minimum": lambda n: L.Minimum(),
     "concatenate": lambda n: L.Concatenate(axis=n.attrs["axis"]),
     "activation": _activation(),
     "relu": lambda n: L.ReLU(max_value=n.attrs.get("max_value"), negative_slope=n.attrs["negative_slope"],
@@ -166,7 +202,11 @@ BUILDERS = {
     "leaky_relu": lambda n: L.LeakyReLU(negative_slope=n.attrs["negative_slope"]),
     "elu": lambda n: L.ELU(alpha=n.attrs["alpha"]),
     "softmax": lambda n: L.Softmax(axis=n.attrs["axis"]),
-    **{name: _activation(name) for name in ("sigmoid", "tanh", "softplus", "swish", "silu", "gelu", "linear")},
+    "prelu": lambda n: L.PReLU(alpha_initializer=n.attrs["alpha_initializer"],
+                               alpha_regularizer=_reg(n.attrs.get("alpha_regularizer")),
+                               shared_axes=_tuple(n.attrs.get("shared_axes"))),
+    **{name: _activation(name) for name in ("sigmoid", "tanh", "softplus", "swish", "silu", "gelu", "linear",
+                                            "hard_sigmoid", "hard_silu", "hard_swish")},
 }
 
 
@@ -201,9 +241,7 @@ def build(spec, seed: int | None = None):
             continue
         layer = _make_layer(spec, node)
         args = [values[i] for i in node.inputs]
-        if node.type in ("add", "multiply", "average", "concatenate") or (
-            node.type not in BUILDERS and len(args) > 1
-        ):
+        if registry.get(node.type).family == "merge" or (node.type not in BUILDERS and len(args) > 1):
             values[node.name] = layer(args)
         elif node.type == "multi_head_attention":
             query, value = args[0], args[1] if len(args) > 1 else args[0]
@@ -219,7 +257,23 @@ def build(spec, seed: int | None = None):
     model = keras.Model(inputs=inputs[0] if len(inputs) == 1 else inputs, outputs=outputs, name=spec.name)
     if seed is not None:
         set_weights(model, spec, initial_weights(spec, seed))
+    else:
+        _assign_spec_values(model, spec)
     return model
+
+
+def _assign_spec_values(model, spec) -> None:
+    """Weights whose value the spec fixes (normalization's mean and variance) are set even without a seed."""
+    for node in spec.graph.nodes.values():
+        params = [] if node.is_input else node_params(spec, node.name)
+        if not any(p.value is not None for p in params):
+            continue
+        for p, v in zip(params, _variables(model, spec, node), strict=True):
+            if p.value is not None:
+                v.assign(np.broadcast_to(np.asarray(p.value, dtype=v.dtype), p.shape))
+        layer = model.get_layer(node.name)
+        if hasattr(layer, "finalize_state"):
+            layer.finalize_state()
 
 
 def _variables(model, spec, node) -> list:
@@ -258,6 +312,9 @@ def set_weights(model, spec, weights: dict[str, np.ndarray]) -> None:
             continue
         for p, v in zip(node_params(spec, node.name), _variables(model, spec, node), strict=True):
             v.assign(np.asarray(weights[f"{node.name}/{p.name}"], dtype=v.dtype))
+        layer = model.get_layer(node.name)
+        if hasattr(layer, "finalize_state"):  # Normalization reads its statistics from here
+            layer.finalize_state()
 
 
 def layer_counts(model, spec) -> dict[str, tuple[int, int]]:

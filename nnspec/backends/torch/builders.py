@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from nnspec.backends.torch import layers as L
+from nnspec.layers.shape_utils import as_tuple, normalize_padding2d
 
 
 def _keras_relu(x, negative_slope: float, max_value, threshold: float):
@@ -58,23 +59,53 @@ def _elu(node, shapes):
     return L.Lambda(lambda x: F.elu(x, alpha), f"elu(alpha={alpha})")
 
 
-def _add(*xs):
-    out = xs[0]
-    for x in xs[1:]:
-        out = out + x
-    return out
+def _aligned(xs):
+    """Keras's merge alignment: a lower-rank input gets size-1 axes inserted right after the batch axis."""
+    rank = max(x.dim() for x in xs)
+    return [x if x.dim() == rank else x.reshape(x.shape[0], *([1] * (rank - x.dim())), *x.shape[1:]) for x in xs]
 
 
-def _multiply(*xs):
-    out = xs[0]
-    for x in xs[1:]:
-        out = out * x
-    return out
+def _fold(op):
+    """An element-wise merge of any number of inputs, broadcasting as Keras does."""
+
+    def merge(*xs):
+        xs = _aligned(xs)
+        out = xs[0]
+        for x in xs[1:]:
+            out = op(out, x)
+        return out
+
+    return merge
+
+
+_add = _fold(torch.add)
+
+
+def _average(*xs):
+    return _add(*xs) / len(xs)
 
 
 def _concatenate(node, shapes):
     axis = node.attrs["axis"]
     return L.Lambda(lambda *xs: torch.cat(xs, dim=axis), f"concatenate(axis={axis})")
+
+
+def _rescaling(node, shapes):
+    scale, offset = node.attrs["scale"], node.attrs["offset"]
+    return L.Lambda(lambda x: x * scale + offset, f"rescaling(scale={scale}, offset={offset})")
+
+
+def _normalization(node, shapes):
+    x = shapes[0]
+    axis = node.attrs.get("axis")
+    axes = () if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
+    kept = tuple(sorted({a % len(x) for a in axes}))
+    return L.Normalization(len(x), kept, tuple(int(x[d]) for d in kept), node.attrs["invert"])
+
+
+def _prelu(node, shapes):
+    x, shared = shapes[0], set(node.attrs.get("shared_axes") or ())
+    return L.PReLU(tuple(1 if i in shared else int(d) for i, d in enumerate(x) if i > 0))
 
 
 def _channels(shape, axis: int) -> int:
@@ -87,12 +118,19 @@ BUILDERS = {
     "flatten": lambda node, s: L.Flatten(),
     "reshape": lambda node, s: L.Reshape(node.attrs["target_shape"]),
     "permute": lambda node, s: L.Permute(node.attrs["dims"]),
-    "dropout": lambda node, s: L.Dropout(node.attrs["rate"]),
+    "dropout": lambda node, s: L.Dropout(node.attrs["rate"], node.attrs.get("noise_shape")),
+    "gaussian_noise": lambda node, s: L.GaussianNoise(node.attrs["stddev"]),
+    "rescaling": _rescaling,
+    "normalization": _normalization,
+    "upsampling1d": lambda node, s: L.UpSampling1D(node.attrs["size"]),
+    "cropping1d": lambda node, s: L.Cropping([as_tuple(node.attrs["cropping"], 2)]),
+    "cropping2d": lambda node, s: L.Cropping(normalize_padding2d(node.attrs["cropping"])),
     "spatial_dropout2d": lambda node, s: L.SpatialDropout2D(node.attrs["rate"]),
     "upsampling2d": lambda node, s: L.UpSampling2D(node.attrs),
     "zero_padding2d": lambda node, s: L.ZeroPadding2D(node.attrs["padding"]),
     "conv1d": lambda node, s: L.Conv(1, int(s[0][-1]), node.attrs),
     "conv2d": lambda node, s: L.Conv(2, int(s[0][-1]), node.attrs),
+    "conv3d": lambda node, s: L.Conv(3, int(s[0][-1]), node.attrs),
     "conv2d_transpose": lambda node, s: L.Conv2DTranspose(int(s[0][-1]), node.attrs),
     "depthwise_conv2d": lambda node, s: L.DepthwiseConv2D(int(s[0][-1]), node.attrs),
     "separable_conv2d": lambda node, s: L.SeparableConv2D(int(s[0][-1]), node.attrs),
@@ -100,21 +138,30 @@ BUILDERS = {
     "avg_pool1d": lambda node, s: L.Pool(1, "avg", node.attrs),
     "max_pool2d": lambda node, s: L.Pool(2, "max", node.attrs),
     "avg_pool2d": lambda node, s: L.Pool(2, "avg", node.attrs),
+    "max_pool3d": lambda node, s: L.Pool(3, "max", node.attrs),
+    "avg_pool3d": lambda node, s: L.Pool(3, "avg", node.attrs),
     "global_max_pool1d": lambda node, s: L.GlobalPool("max", node.attrs["keepdims"]),
     "global_avg_pool1d": lambda node, s: L.GlobalPool("avg", node.attrs["keepdims"]),
     "global_max_pool2d": lambda node, s: L.GlobalPool("max", node.attrs["keepdims"]),
     "global_avg_pool2d": lambda node, s: L.GlobalPool("avg", node.attrs["keepdims"]),
+    "global_max_pool3d": lambda node, s: L.GlobalPool("max", node.attrs["keepdims"]),
+    "global_avg_pool3d": lambda node, s: L.GlobalPool("avg", node.attrs["keepdims"]),
     "batch_norm": lambda node, s: L.BatchNorm(_channels(s[0], node.attrs["axis"]), node.attrs),
     "layer_norm": lambda node, s: L.LayerNorm(_channels(s[0], node.attrs["axis"]), node.attrs),
+    "group_norm": lambda node, s: L.GroupNorm(_channels(s[0], node.attrs["axis"]), node.attrs),
     "simple_rnn": lambda node, s: L.Recurrent("simple_rnn", int(s[0][-1]), node.attrs),
     "lstm": lambda node, s: L.Recurrent("lstm", int(s[0][-1]), node.attrs),
     "gru": lambda node, s: L.Recurrent("gru", int(s[0][-1]), node.attrs),
+    "bidirectional": lambda node, s: L.Bidirectional(int(s[0][-1]), node.attrs),
     "multi_head_attention": lambda node, s: L.MultiHeadAttention(
         int(s[0][-1]), int(s[1 if len(s) > 1 else 0][-1]), int(s[-1][-1]), node.attrs
     ),
     "add": lambda node, s: L.Lambda(_add, "add"),
-    "multiply": lambda node, s: L.Lambda(_multiply, "multiply"),
-    "average": lambda node, s: L.Lambda(lambda *xs: _add(*xs) / len(xs), "average"),
+    "subtract": lambda node, s: L.Lambda(_fold(torch.sub), "subtract"),
+    "multiply": lambda node, s: L.Lambda(_fold(torch.mul), "multiply"),
+    "average": lambda node, s: L.Lambda(_average, "average"),
+    "maximum": lambda node, s: L.Lambda(_fold(torch.maximum), "maximum"),
+    "minimum": lambda node, s: L.Lambda(_fold(torch.minimum), "minimum"),
     "concatenate": _concatenate,
     "activation": _activation_layer("activation"),
     "relu": _relu,
@@ -122,9 +169,11 @@ BUILDERS = {
     "leaky_relu": _leaky,
     "elu": _elu,
     "softmax": _softmax,
+    "prelu": _prelu,
     **{
         name: _activation_layer(name)
-        for name in ("sigmoid", "tanh", "softplus", "swish", "silu", "gelu", "linear")
+        for name in ("sigmoid", "tanh", "softplus", "swish", "silu", "gelu", "linear", "hard_sigmoid", "hard_silu",
+                     "hard_swish")
     },
 }
 
@@ -134,6 +183,7 @@ TORCH_NAMES = {
     "embedding": {"embeddings": "weight"},
     "conv1d": {"kernel": "conv.weight", "bias": "conv.bias"},
     "conv2d": {"kernel": "conv.weight", "bias": "conv.bias"},
+    "conv3d": {"kernel": "conv.weight", "bias": "conv.bias"},
     "depthwise_conv2d": {"kernel": "conv.weight", "bias": "conv.bias"},
     "conv2d_transpose": {"kernel": "deconv.weight", "bias": "deconv.bias"},
     "separable_conv2d": {

@@ -24,7 +24,11 @@ from nnspec.layers.shape_utils import as_tuple, deconv_output_length, normalize_
 
 # --- activations, exactly as keras.activations defines them --------------------------------------
 def _hard_sigmoid(x):
-    return torch.clamp(x / 6.0 + 0.5, 0.0, 1.0)
+    return F.relu6(x + 3.0) / 6.0  # keras.ops.hard_sigmoid (TensorFlow): relu6(x + 3) / 6
+
+
+def _hard_silu(x):
+    return x * _hard_sigmoid(x)  # keras.ops.hard_silu: x * hard_sigmoid(x)
 
 
 ACTIVATIONS = {
@@ -36,6 +40,8 @@ ACTIVATIONS = {
     "selu": F.selu,
     "sigmoid": torch.sigmoid,
     "hard_sigmoid": _hard_sigmoid,
+    "hard_silu": _hard_silu,
+    "hard_swish": _hard_silu,
     "tanh": torch.tanh,
     "softmax": lambda x: F.softmax(x, dim=-1),
     "log_softmax": lambda x: F.log_softmax(x, dim=-1),
@@ -190,7 +196,37 @@ class Permute(KerasLayer, nn.Module):
 
 
 class Dropout(KerasLayer, nn.Dropout):
-    pass
+    """Inverted dropout; with ``noise_shape`` one mask value is shared along the axes where it is 1 (Keras)."""
+
+    def __init__(self, rate: float, noise_shape=None):
+        super().__init__(rate)
+        self.noise_shape = tuple(noise_shape) if noise_shape is not None else None
+
+    def forward(self, x):
+        if self.noise_shape is None or not self.training or self.p == 0:
+            return super().forward(x)
+        shape = [d if n is None else n for n, d in zip(self.noise_shape, x.shape, strict=True)]
+        keep = torch.bernoulli(x.new_full(shape, 1.0 - self.p))
+        return x * keep / (1.0 - self.p)
+
+    def extra_repr(self):
+        return super().extra_repr() + (f", noise_shape={self.noise_shape}" if self.noise_shape else "")
+
+
+class GaussianNoise(KerasLayer, nn.Module):
+    """Adds N(0, stddev^2) noise while training; identity at inference (Keras GaussianNoise)."""
+
+    def __init__(self, stddev: float):
+        super().__init__()
+        self.stddev = stddev
+
+    def forward(self, x):
+        if self.training and self.stddev > 0:
+            return x + torch.randn_like(x) * self.stddev
+        return x
+
+    def extra_repr(self):
+        return f"stddev={self.stddev}"
 
 
 class SpatialDropout2D(KerasLayer, nn.Dropout2d):
@@ -212,6 +248,34 @@ class UpSampling2D(KerasLayer, nn.Module):
 
     def extra_repr(self):
         return f"size={self.size}, interpolation={self.interpolation}"
+
+
+class UpSampling1D(KerasLayer, nn.Module):
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x):
+        return x.repeat_interleave(self.size, dim=1)
+
+    def extra_repr(self):
+        return f"size={self.size}"
+
+
+class Cropping(KerasLayer, nn.Module):
+    """Cropping1D / Cropping2D: ``crops`` is one (before, after) pair per spatial axis."""
+
+    def __init__(self, crops):
+        super().__init__()
+        self.crops = tuple(tuple(c) for c in crops)
+
+    def forward(self, x):
+        for axis, (before, after) in enumerate(self.crops, start=1):
+            x = x.narrow(axis, before, x.shape[axis] - before - after)
+        return x
+
+    def extra_repr(self):
+        return f"crops={self.crops}"
 
 
 class ZeroPadding2D(KerasLayer, nn.Module):
@@ -249,12 +313,12 @@ class _ConvMixin:
 
 
 class Conv(_ConvMixin, KerasLayer, nn.Module):
-    """Conv1D / Conv2D (groups and dilation as Keras); kernel stored torch-style (out, in/g, *k)."""
+    """Conv1D / Conv2D / Conv3D (groups and dilation as Keras); kernel stored torch-style (out, in/g, *k)."""
 
     def __init__(self, n: int, cin: int, a: dict):
         super().__init__()
         self._window(a, n)
-        conv = nn.Conv1d if n == 1 else nn.Conv2d
+        conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[n]
         self.groups = a.get("groups", 1)
         self.conv = conv(cin, a["filters"], self.kernel_size, self.stride, 0, self.dilation, self.groups, a["use_bias"])
 
@@ -264,14 +328,14 @@ class Conv(_ConvMixin, KerasLayer, nn.Module):
 
     def keras_weights(self):
         # torch (out, in/g, *k) -> Keras (*k, in/g, out)
-        order = (2, 1, 0) if self.n == 1 else (2, 3, 1, 0)
+        order = (*range(2, self.n + 2), 1, 0)
         out = {"kernel": _np(self.conv.weight.permute(*order))}
         if self.conv.bias is not None:
             out["bias"] = _np(self.conv.bias)
         return out
 
     def load_keras_weights(self, w):
-        order = (2, 1, 0) if self.n == 1 else (3, 2, 0, 1)
+        order = (self.n + 1, self.n, *range(self.n))
         _put(self.conv.weight, np.transpose(np.asarray(w["kernel"]), order))
         if self.conv.bias is not None:
             _put(self.conv.bias, w["bias"])
@@ -398,7 +462,8 @@ class Pool(KerasLayer, nn.Module):
 
     def forward(self, x):
         y = _first(x)
-        fn = {(1, "max"): F.max_pool1d, (2, "max"): F.max_pool2d, (1, "avg"): F.avg_pool1d, (2, "avg"): F.avg_pool2d}
+        fn = {(1, "max"): F.max_pool1d, (2, "max"): F.max_pool2d, (3, "max"): F.max_pool3d,
+              (1, "avg"): F.avg_pool1d, (2, "avg"): F.avg_pool2d, (3, "avg"): F.avg_pool3d}
         pool = fn[(self.n, self.kind)]
         if self.padding == "same":
             pads = _same_pads(y.shape[2:], self.pool, self.stride, (1,) * self.n)
@@ -494,6 +559,71 @@ class LayerNorm(KerasLayer, nn.Module):
         return f"axis={self.axis}, epsilon={self.epsilon}"
 
 
+class GroupNorm(KerasLayer, nn.Module):
+    """Keras's GroupNormalization: statistics per example and channel group, over every other axis."""
+
+    def __init__(self, channels: int, a: dict):
+        super().__init__()
+        self.axis, self.epsilon = a["axis"], a["epsilon"]
+        self.groups = channels if a["groups"] == -1 else a["groups"]
+        self.gamma = nn.Parameter(torch.ones(channels)) if a["scale"] else None
+        self.beta = nn.Parameter(torch.zeros(channels)) if a["center"] else None
+
+    def forward(self, x):
+        axis = self.axis % x.dim()
+        y = _move(x, axis, -1)
+        moved = y.shape
+        y = y.reshape(*moved[:-1], self.groups, moved[-1] // self.groups)
+        dims = [d for d in range(1, y.dim()) if d != y.dim() - 2]
+        mean = y.mean(dim=dims, keepdim=True)
+        var = y.var(dim=dims, unbiased=False, keepdim=True)
+        inv = torch.rsqrt(var + self.epsilon)
+        if self.gamma is not None:
+            inv = inv * self.gamma.view(self.groups, -1)
+        offset = -mean * inv
+        if self.beta is not None:
+            offset = offset + self.beta.view(self.groups, -1)
+        y = (y * inv + offset).reshape(moved)
+        return _move(y, -1, axis)
+
+    def extra_repr(self):
+        return f"groups={self.groups}, axis={self.axis}, epsilon={self.epsilon}"
+
+
+class Normalization(KerasLayer, nn.Module):
+    """Keras's Normalization: (x - mean) / max(sqrt(variance), 1e-7), or its inverse; buffers ``mean``,
+    ``variance`` (shaped like the kept axes) and ``count``, all non-trainable, as Keras stores them."""
+
+    def __init__(self, input_rank: int, kept: tuple[int, ...], stat_shape: tuple[int, ...], invert: bool):
+        super().__init__()
+        self.invert = invert
+        self.broadcast = [1] * input_rank
+        for d, size in zip(kept, stat_shape, strict=True):
+            self.broadcast[d] = size
+        self.register_buffer("mean", torch.zeros(stat_shape))
+        self.register_buffer("variance", torch.ones(stat_shape))
+        self.register_buffer("count", torch.zeros((), dtype=torch.int64))
+
+    def forward(self, x):
+        mean, var = self.mean.reshape(self.broadcast), self.variance.reshape(self.broadcast)
+        std = torch.clamp(torch.sqrt(var), min=1e-7)  # keras.backend.epsilon()
+        return mean + x * std if self.invert else (x - mean) / std
+
+    def extra_repr(self):
+        return f"invert={self.invert}"
+
+
+class PReLU(KerasLayer, nn.Module):
+    """Keras's PReLU: relu(x) - alpha * relu(-x), alpha shaped like the input without batch (Keras layout)."""
+
+    def __init__(self, alpha_shape: tuple[int, ...]):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.zeros(alpha_shape))
+
+    def forward(self, x):
+        return F.relu(x) - self.alpha * F.relu(-x)
+
+
 # --- recurrent ------------------------------------------------------------------------------------
 class Recurrent(KerasLayer, nn.Module):
     """SimpleRNN, LSTM and GRU (both reset_after variants) exactly as Keras computes them.
@@ -568,6 +698,41 @@ class Recurrent(KerasLayer, nn.Module):
     def extra_repr(self):
         extra = f", reset_after={self.reset_after}" if self.kind == "gru" else ""
         return f"{self.kind}, units={self.units}, return_sequences={self.return_sequences}{extra}"
+
+
+class Bidirectional(KerasLayer, nn.Module):
+    """Keras's Bidirectional: a forward and a go_backwards copy of one recurrent layer, merged.
+
+    The copies live at ``forward_<type>.<type>_cell`` and ``backward_<type>.<type>_cell``, so the
+    parameter paths are Keras's weight paths (``forward_lstm/lstm_cell/kernel``). With
+    return_sequences the backward output is flipped back to forward time order before merging.
+    """
+
+    def __init__(self, features: int, a: dict):
+        super().__init__()
+        kind = a["layer"]
+        self.kind, self.merge_mode, self.return_sequences = kind, a["merge_mode"], a["return_sequences"]
+        for direction, backwards in (("forward", False), ("backward", True)):
+            cell = Recurrent(kind, features, {**a, "go_backwards": backwards})
+            self.add_module(f"{direction}_{kind}", nn.ModuleDict({f"{kind}_cell": cell}))
+
+    def _cell(self, direction: str) -> Recurrent:
+        return getattr(self, f"{direction}_{self.kind}")[f"{self.kind}_cell"]
+
+    def forward(self, x):
+        y, y_rev = self._cell("forward")(x), self._cell("backward")(x)
+        if self.return_sequences:
+            y_rev = y_rev.flip(1)
+        if self.merge_mode == "concat":
+            return torch.cat([y, y_rev], dim=-1)
+        if self.merge_mode == "sum":
+            return y + y_rev
+        if self.merge_mode == "ave":
+            return (y + y_rev) / 2
+        return y * y_rev
+
+    def extra_repr(self):
+        return f"merge_mode={self.merge_mode}"
 
 
 # --- attention ------------------------------------------------------------------------------------
