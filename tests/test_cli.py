@@ -71,7 +71,7 @@ def test_layers_listing_and_detail():
     assert code == 0 and "conv2d" in out and "filters*" in out and "lstm" in out
     code, out, _ = run("layers", "batch_normalization")
     assert code == 0 and "momentum" in out and "default 0.99" in out
-    code, _, err = run("layers", "conv3d")
+    code, _, err = run("layers", "conv4d")
     assert code == 1 and "did you mean" in err
 
 

@@ -102,9 +102,8 @@ def test_nnspec_validator_agrees_with_jsonschema_on_valid_and_broken_documents()
             for k, v in node.items():
                 yield k
                 if k == "$defs":
-                    for name, sub in v.items():
-                        for frag in (sub.values() if name == "layers" else [sub]):
-                            yield from keywords(frag)
+                    for sub in v.values():  # layer fragments sit in $defs/layers/$defs
+                        yield from keywords(sub)
                 elif k == "properties":
                     for sub in v.values():
                         yield from keywords(sub)

@@ -312,7 +312,7 @@ def skeleton() -> dict:
                 "minProperties": 1,
                 "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
                 "description": "Named graph inputs.",
-                "additionalProperties": {"$ref": "#/$defs/layers/input"},
+                "additionalProperties": {"$ref": "#/$defs/layers/$defs/input"},
             },
             "blocks": {
                 "type": "object",
@@ -357,7 +357,7 @@ def layer_item_schema(types: dict) -> dict:
     for name, cls in types.items():
         if name == "input":
             continue
-        ref = {"$ref": f"#/$defs/layers/{name}"}
+        ref = {"$ref": f"#/$defs/layers/$defs/{name}"}
         options = [ref, {"type": "null"}]
         main = cls.main_attribute()
         if main:
@@ -385,7 +385,9 @@ def full_schema() -> dict:
     s = {"$schema": DRAFT, "$id": SCHEMA_ID, "title": "nnspec network spec", **skeleton()}
     s["$defs"] = {
         "layer": layer_item_schema(types),
-        "layers": {name: cls.schema(strict=False) for name, cls in types.items()},
+        # Nested under $defs so that layer names which are JSON Schema keywords (maximum, minimum)
+        # stay names: the container itself must be a valid schema.
+        "layers": {"$defs": {name: cls.schema(strict=False) for name, cls in types.items()}},
         "loss": LOSS_ONE,
         "block_use": BLOCK_USE,
         "group": GROUP,

@@ -23,7 +23,7 @@ def _validator_for(key: str):
         s = sch.skeleton()
         s["$defs"] = {
             "layer": {},
-            "layers": {"input": _layer_fragment("input")},
+            "layers": {"$defs": {"input": _layer_fragment("input")}},
             "loss": sch.LOSS_ONE,
             "expression": sch.EXPRESSION,
         }
