@@ -144,3 +144,23 @@ def test_dropout_noise_shape_shares_the_mask_and_noise_only_acts_while_training(
     assert 0.4 < float(np.std(noisy - x)) < 0.6
     assert (_run(backend, model, x, "drop", training=False) == x).all()
     assert (_run(backend, model, x, "noise", training=False) == x).all()
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("axis,keras_axis", [("-1", -1), ("[1, 2]", (1, 2)), ("null", None)])
+def test_normalization_statistics_equal_keras_adapt(axis, keras_axis):
+    import keras
+
+    from nnspec.backends.common import normalization_statistics
+
+    spec = _spec(f"inputs: {{x: {{shape: [3, 4]}}}}\nencoder:\n  - normalization: {{axis: {axis}}}\n")
+    rng = np.random.default_rng(0)
+    data = (rng.standard_normal((20, 3, 4)) * 3 + 1).astype(np.float32)
+    layer = keras.layers.Normalization(axis=keras_axis)
+    layer.adapt(data)
+    whole = normalization_statistics(spec, "normalization", data)
+    batched = normalization_statistics(spec, "normalization", [data[:7], data[7:15], data[15:]])
+    for stats in (whole, batched):
+        assert np.max(np.abs(stats["mean"] - np.asarray(layer.adapt_mean))) < 1e-5
+        assert np.max(np.abs(stats["variance"] - np.asarray(layer.adapt_variance))) < 1e-4
+    assert int(whole["count"]) == data.size // whole["mean"].size

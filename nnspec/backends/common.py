@@ -233,3 +233,43 @@ def check_weights(spec, weights: dict[str, np.ndarray], strict: bool = True) -> 
             problems.append(f"{k} has shape {tuple(np.shape(weights[k]))}, the spec expects {shape}")
     if problems:
         raise ValueError(f"weights do not fit spec `{spec.name}`: " + "; ".join(problems))
+
+
+# --- adapting normalization statistics ---------------------------------------------------------
+def normalization_statistics(spec, layer: str, data) -> dict[str, np.ndarray]:
+    """Keras's ``Normalization.adapt`` in numpy: ``{"mean", "variance", "count"}`` for one
+    ``normalization`` layer, computed from the values that reach it.
+
+    ``data`` is one array shaped like the layer's input (batch first) or an iterable of such
+    batches; batches are combined exactly as Keras combines them (population variance, the
+    lack-of-fit update). ``count`` is the number of values reduced per statistic (Keras keeps the
+    weight for compatibility and leaves it at 0). Load the result with the backend's
+    ``set_weights`` under ``"<layer>/mean"`` etc. before the first epoch.
+    """
+    node = spec.graph.nodes[layer]
+    if node.type != "normalization":
+        raise ValueError(f"layer `{layer}` is a {node.type}, not a normalization layer")
+    stat_shape = next(p.shape for p in node_params(spec, layer) if p.name == "mean")
+    batches = [data] if isinstance(data, np.ndarray) else data
+    mean = np.zeros(stat_shape, np.float64)
+    var = np.zeros(stat_shape, np.float64)
+    count = 0
+    for batch in batches:
+        x = np.asarray(batch, dtype=np.float64)
+        axis = node.attrs.get("axis")
+        axes = () if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
+        kept = {a % x.ndim for a in axes}
+        reduce = tuple(d for d in range(x.ndim) if d not in kept)
+        if tuple(x.shape[d] for d in sorted(kept)) != tuple(stat_shape):
+            raise ValueError(f"normalization `{layer}` keeps axes of size {list(stat_shape)}, "
+                             f"got a batch of shape {x.shape}")
+        n = math.prod(x.shape[d] for d in reduce) if reduce else 1
+        batch_mean, batch_var = x.mean(axis=reduce), x.var(axis=reduce)
+        count += n
+        w = n / count
+        new_mean = mean * (1.0 - w) + batch_mean * w
+        var = (var + (mean - new_mean) ** 2) * (1.0 - w) + (batch_var + (batch_mean - new_mean) ** 2) * w
+        mean = new_mean
+    if count == 0:
+        raise ValueError(f"no data to adapt normalization `{layer}` to")
+    return {"mean": mean.astype(np.float32), "variance": var.astype(np.float32), "count": np.asarray(count)}
