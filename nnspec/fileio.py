@@ -24,13 +24,13 @@ def atomic_write(path, data: bytes | str) -> None:
     process-wide umask is never changed to find that out.
     """
     path = os.fspath(path)
-    mode = "wb" if isinstance(data, bytes) else "w"
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = _create_temp(directory, os.path.basename(path))
     try:
-        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as fh:
-            fh.write(data)
+        payload = data if isinstance(data, bytes) else data.encode("utf-8")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

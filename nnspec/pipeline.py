@@ -101,7 +101,8 @@ def load(spec: str | os.PathLike[str] | Spec | None, *, text: str | None = None,
     apply_overrides(src, overrides)
     graph = build_graph(src)
     analysis = analyze(graph, src)
-    return Spec(source=src, graph=graph, analysis=analysis, raw=src.data, overrides=overrides)
+    return Spec(source=src, graph=graph, analysis=analysis, raw=src.data if isinstance(src.data, dict) else {},
+                overrides=overrides)
 
 
 def check(spec: str | os.PathLike[str] | Spec | None, *, text: str | None = None,

@@ -277,17 +277,18 @@ def test_torch_losses_match_the_numpy_definitions():
 
     from nnspec.backends.torch.loop import head_loss
     from nnspec.training import metrics as M
+    from nnspec.training.settings import LossSettings
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(16, 5)).astype(np.float32)
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     y = rng.integers(0, 5, 16)
     cases = [
-        (probs, y, {"type": "categorical_crossentropy", "label_smoothing": 0.1}),
-        (logits, y, {"type": "sparse_categorical_crossentropy", "from_logits": True}),
-        (probs[:, :1], (y[:, None] > 2).astype(np.float32), {"type": "binary_crossentropy"}),
-        (logits[:, :2], logits[:, 2:4] * 2, {"type": "huber", "delta": 1.0}),
-        (logits[:, :2], logits[:, 2:4], {"type": "mae"}),
+        (probs, y, LossSettings("categorical_crossentropy", label_smoothing=0.1)),
+        (logits, y, LossSettings("sparse_categorical_crossentropy", from_logits=True)),
+        (probs[:, :1], (y[:, None] > 2).astype(np.float32), LossSettings("binary_crossentropy")),
+        (logits[:, :2], logits[:, 2:4] * 2, LossSettings("huber", delta=1.0)),
+        (logits[:, :2], logits[:, 2:4], LossSettings("mae")),
     ]
     for pred, target, loss in cases:
         t = torch.from_numpy(target) if target.dtype != np.int64 else torch.from_numpy(target)

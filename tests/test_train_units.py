@@ -3,6 +3,8 @@ ensemble aggregation, run-directory records, device selection. No framework need
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import os
 import subprocess
@@ -17,7 +19,7 @@ from nnspec.training.control import LearningRate, Monitor, one_cycle_lr
 from nnspec.training.ensemble import aggregate
 from nnspec.training.errors import TrainingError
 from nnspec.training.rundir import RunDir
-from nnspec.training.settings import resolve, resolve_device
+from nnspec.training.settings import LossSettings, ScheduleSettings, Settings, resolve, resolve_device
 
 CNN = """
 name: tiny
@@ -38,19 +40,46 @@ def _spec(write_spec, extra: str = ""):
 
 def test_defaults_follow_keras(write_spec):
     s = resolve(_spec(write_spec), "torch")
-    assert s["epochs"] == 10 and s["batch_size"] == 64 and s["seed"] == 0
-    assert s["optimizer"] == {"type": "adam", "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7,
-                              "weight_decay": 0.0, "lr": 0.001}
-    assert s["metrics"] == ["accuracy"] and s["schedule"] == {"type": "constant"}
-    assert s["losses"]["output"]["from_logits"] is False  # softmax head
-    assert s["early_stopping"] is None
+    assert s.epochs == 10 and s.batch_size == 64 and s.seed == 0
+    assert s.optimizer.to_json() == {"type": "adam", "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7,
+                                     "weight_decay": 0.0, "lr": 0.001}
+    assert s.metrics == ("accuracy",) and s.schedule == ScheduleSettings("constant", {})
+    assert s.losses["output"].from_logits is False  # softmax head
+    assert s.early_stopping is None
+
+
+def test_settings_round_trip_through_settings_json(write_spec):
+    spec = _spec(write_spec, "train: {optimizer: {type: sgd, momentum: 0.9}, schedule: {type: step, step_size: 3},"
+                             " early_stopping: {patience: 2}, label_smoothing: 0.1}\n")
+    s = resolve(spec, "torch")
+    again = Settings.from_json(json.loads(json.dumps(s.to_json())))
+    assert again == s
+    assert s.to_json()["optimizer"] == {"type": "sgd", "momentum": 0.9, "nesterov": False, "weight_decay": 0.0,
+                                        "lr": 0.01}
+    assert s.to_json()["losses"]["output"] == {"type": "categorical_crossentropy", "weight": 1.0,
+                                               "label_smoothing": 0.1, "from_logits": False}
+
+
+def test_settings_are_frozen(write_spec):
+    s = resolve(_spec(write_spec), "torch")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.epochs = 3  # type: ignore[misc]
+    assert s.replace(epochs=3).epochs == 3 and s.epochs == 10
+
+
+def test_validation_split_has_one_source(write_spec):
+    spec = _spec(write_spec, "train: {validation_split: 0.5}\ndata: {dataset: fashion_mnist, validation_split: 0.2}\n")
+    assert resolve(spec, "torch").validation_split == 0.5
+    from nnspec.data.load import spec_validation_split
+
+    assert spec_validation_split(spec) == 0.5
 
 
 def test_overrides_beat_the_spec(write_spec):
     spec = _spec(write_spec, "train: {epochs: 3, batch_size: 32, lr: 0.01, seed: 4, optimizer: sgd}\n")
     s = resolve(spec, "keras", {"epochs": 7, "lr": 0.5, "seed": None, "batch_size": 8})
-    assert (s["epochs"], s["batch_size"], s["lr"], s["seed"]) == (7, 8, 0.5, 4)
-    assert s["optimizer"]["type"] == "sgd" and s["optimizer"]["lr"] == 0.5
+    assert (s.epochs, s.batch_size, s.lr, s.seed) == (7, 8, 0.5, 4)
+    assert s.optimizer.type == "sgd" and s.optimizer.lr == 0.5
 
 
 def test_optimizer_options_that_do_not_apply_are_refused(write_spec):
@@ -64,24 +93,25 @@ def test_early_stopping_monitor_must_be_logged(write_spec):
     with pytest.raises(TrainingError, match="val_mae"):
         resolve(spec, "torch")
     ok = resolve(_spec(write_spec, "train: {early_stopping: {monitor: val_accuracy}}\n"), "torch")
-    assert ok["early_stopping"]["mode"] == "max" and ok["early_stopping"]["restore_best_weights"] is True
+    assert ok.early_stopping is not None
+    assert ok.early_stopping.mode == "max" and ok.early_stopping.restore_best_weights is True
 
 
 def test_linear_head_means_logits(write_spec):
     text = CNN.replace("dense: {units: 10, activation: softmax}", "dense: {units: 10}")
     s = resolve(nnspec.load(write_spec(text)), "torch")
-    assert s["losses"]["output"]["from_logits"] is True
+    assert s.losses["output"].from_logits is True
 
 
 def test_step_schedule_divides_by_ten_every_ten_epochs():
-    lr = LearningRate({"type": "step", "step_size": 10, "gamma": 0.1}, 0.1, 30)
+    lr = LearningRate(ScheduleSettings("step", {"step_size": 10, "gamma": 0.1}), 0.1, 30)
     assert [round(lr.for_epoch(e), 6) for e in (0, 9, 10, 19, 20)] == [0.1, 0.1, 0.01, 0.01, 0.001]
 
 
 def test_cosine_and_exponential_schedules():
-    cos = LearningRate({"type": "cosine", "min_lr": 0.0}, 1.0, 10)
+    cos = LearningRate(ScheduleSettings("cosine", {"min_lr": 0.0}), 1.0, 10)
     assert cos.for_epoch(0) == 1.0 and math.isclose(cos.for_epoch(5), 0.5) and cos.for_epoch(10) < 1e-12
-    exp = LearningRate({"type": "exponential", "gamma": 0.5}, 1.0, 10)
+    exp = LearningRate(ScheduleSettings("exponential", {"gamma": 0.5}), 1.0, 10)
     assert exp.for_epoch(3) == 0.125
 
 
@@ -94,8 +124,8 @@ def test_one_cycle_rises_to_the_peak_then_falls_far_below_the_start():
 
 
 def test_reduce_on_plateau_cuts_after_patience_and_keeps_state():
-    lr = LearningRate({"type": "reduce_on_plateau", "factor": 0.5, "patience": 1, "monitor": "val_loss",
-                       "min_lr": 0.0}, 1.0, 10)
+    lr = LearningRate(ScheduleSettings("reduce_on_plateau", {"factor": 0.5, "patience": 1, "monitor": "val_loss",
+                                                             "min_lr": 0.0}), 1.0, 10)
     for v in (1.0, 0.9, 0.95, 0.95):
         lr.epoch_end({"val_loss": v})
     assert lr.for_epoch(4) == 0.5
@@ -114,17 +144,17 @@ def test_monitor_tracks_best_and_patience():
 def test_numpy_losses_match_hand_computed_values():
     p = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], dtype=np.float32)
     y = np.array([0, 1])
-    ce = M.loss_value(p, y, {"type": "categorical_crossentropy"})
+    ce = M.loss_value(p, y, LossSettings("categorical_crossentropy"))
     assert math.isclose(ce, -(math.log(0.7) + math.log(0.1)) / 2, rel_tol=1e-6)
-    smooth = M.loss_value(p, y, {"type": "categorical_crossentropy", "label_smoothing": 0.3})
+    smooth = M.loss_value(p, y, LossSettings("categorical_crossentropy", label_smoothing=0.3))
     target = M.one_hot(y, 3) * 0.7 + 0.1
     assert math.isclose(smooth, float(-(target * np.log(p)).sum(1).mean()), rel_tol=1e-6)
     r = np.array([[1.0], [4.0]])
     t = np.array([[0.0], [0.0]])
-    assert M.loss_value(r, t, {"type": "mse"}) == 8.5 and M.loss_value(r, t, {"type": "mae"}) == 2.5
-    assert M.loss_value(r, t, {"type": "huber", "delta": 1.0}) == (0.5 + 3.5) / 2
-    assert M.metric_value("accuracy", p, y, {"type": "categorical_crossentropy"}) == 0.5
-    assert M.metric_value("top_k_accuracy", p, y, {"type": "categorical_crossentropy"}, top_k=2) == 0.5
+    assert M.loss_value(r, t, LossSettings("mse")) == 8.5 and M.loss_value(r, t, LossSettings("mae")) == 2.5
+    assert M.loss_value(r, t, LossSettings("huber", delta=1.0)) == (0.5 + 3.5) / 2
+    assert M.metric_value("accuracy", p, y, LossSettings("categorical_crossentropy")) == 0.5
+    assert M.metric_value("top_k_accuracy", p, y, LossSettings("categorical_crossentropy"), top_k=2) == 0.5
 
 
 def test_canonical_targets_turn_one_hot_into_indices():

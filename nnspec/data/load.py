@@ -253,6 +253,14 @@ def _fit_shape(x: np.ndarray, shape: tuple, what: str, spec, input_name: str, im
 # ---------------------------------------------------------------- the entry point
 
 
+def spec_validation_split(spec) -> float:
+    """The spec's validation split: ``train.validation_split``, else ``data.validation_split``, else 0.1.
+
+    The one rule for it: training settings and :func:`load_data` both read it here.
+    """
+    return float(spec.train.get("validation_split", spec.data.get("validation_split", DEFAULT_VALIDATION_SPLIT)))
+
+
 def load_data(spec, *, limit: int | None = None, seed: int = 0, validation_split: float | None = None) -> DataSplits:
     """Read the spec's data and return train/val/test arrays shaped for its inputs and heads.
 
@@ -293,7 +301,7 @@ def load_data(spec, *, limit: int | None = None, seed: int = 0, validation_split
     if x_test is not None and test_limit:
         x_test, y_test = _index(x_test, slice(0, test_limit)), _index(y_test, slice(0, test_limit))
     if validation_split is None:
-        validation_split = cfg.get("validation_split", spec.train.get("validation_split", DEFAULT_VALIDATION_SPLIT))
+        validation_split = spec_validation_split(spec)
     if not 0 <= validation_split < 1:
         raise DataError(f"validation_split must be in [0, 1) (got {validation_split})")
     train_idx, val_idx = split_indices(_n(x), validation_split, np.random.default_rng([seed, 1]))

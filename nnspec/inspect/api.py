@@ -107,7 +107,7 @@ def _test_set(run: InspectedRun):
     s = run.settings
     try:
         splits = load_data(
-            run.spec, limit=s.get("limit"), seed=int(s.get("seed") or 0), validation_split=s.get("validation_split")
+            run.spec, limit=s.limit, seed=s.seed, validation_split=s.validation_split
         )
     except DataError as exc:
         raise InspectError(f"cannot load the run's data: {exc}") from None

@@ -9,10 +9,14 @@ from __future__ import annotations
 import difflib
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from nnspec.choices import CATEGORICAL
 from nnspec.inspect.errors import InspectError
 
-CATEGORICAL = ("categorical_crossentropy", "sparse_categorical_crossentropy")
+if TYPE_CHECKING:
+    from nnspec.pipeline import Spec
+    from nnspec.training.settings import Settings
 CONV_TYPES = ("conv2d",)
 
 
@@ -21,8 +25,8 @@ class InspectedRun:
     """What inspect needs to know about a run (no framework, no arrays)."""
 
     path: str
-    spec: object  # nnspec.spec.Spec
-    settings: dict
+    spec: Spec
+    settings: Settings
     weights_path: str
     weights: str  # "best" or "last"
     input_name: str
@@ -32,7 +36,7 @@ class InspectedRun:
 
     @property
     def trained_on(self) -> str:
-        return self.settings.get("backend", "?")
+        return self.settings.backend
 
     def shape_of(self, layer: str) -> tuple[int, ...]:
         """A layer's output shape per example (nnspec's inferred shape without the batch axis)."""
@@ -93,12 +97,12 @@ def open_run(run_dir: str, weights: str | None = None) -> InspectedRun:
         raise InspectError(f"{run_dir}: no such run directory")
     try:
         run = RunDir.open(run_dir)
-        settings = run.read_json("settings.json")
+        settings = run.read_settings()
     except TrainingError as exc:
         raise InspectError(f"{exc} (give a directory written by `nnspec train`, runs/<spec>/<timestamp>)") from None
     except (OSError, ValueError) as exc:
         raise InspectError(f"{run_dir}: cannot read settings.json ({exc})") from None
-    if int(settings.get("ensemble", 1) or 1) > 1:
+    if settings.ensemble > 1:
         raise InspectError(f"{run_dir} is an ensemble; inspect one member: {run.file('members', '0')}")
     try:
         spec = load_run_spec(run, settings)
@@ -108,7 +112,7 @@ def open_run(run_dir: str, weights: str | None = None) -> InspectedRun:
     except OSError as exc:
         raise InspectError(f"{run_dir}: cannot read spec.yaml ({exc})") from None
 
-    losses = settings.get("losses") or {h: item for h, item in spec.losses().items()}
+    losses = settings.losses
     heads = list(spec.graph.heads)
     if len(heads) != 1:
         raise InspectError(
@@ -116,10 +120,10 @@ def open_run(run_dir: str, weights: str | None = None) -> InspectedRun:
             "inspect handles single-head classification runs"
         )
     head = heads[0]
-    loss = (losses.get(head) or {}).get("type")
-    if settings.get("task") != "classification" or loss not in CATEGORICAL:
+    loss = losses[head].type if head in losses else spec.losses()[head]["type"]
+    if settings.task != "classification" or loss not in CATEGORICAL:
         raise InspectError(
-            f"{run_dir} is not a classification run (task {settings.get('task')!r}, loss {loss!r}); "
+            f"{run_dir} is not a classification run (task {settings.task!r}, loss {loss!r}); "
             "inspect shows filters, feature maps and misclassified examples of image classifiers"
         )
     inputs = list(spec.graph.inputs)
@@ -153,7 +157,7 @@ def open_run(run_dir: str, weights: str | None = None) -> InspectedRun:
         )
         raise InspectError(f"{run_dir} has no {weights} weights ({os.path.relpath(path, run.path)} is missing){hint}")
     found.weights_path, found.weights = path, weights
-    classes = settings.get("class_names") or []
+    classes = list(settings.class_names or [])
     k = int(spec.analysis.nodes[spec.graph.heads[head]].output_shape[-1] or 0)
     found.class_names = [str(c) for c in classes] if len(classes) == k else [str(i) for i in range(k)]
     return found

@@ -7,20 +7,15 @@ schema``); a test fails when the committed file is stale.
 
 from __future__ import annotations
 
+from nnspec import choices
+
 SCHEMA_ID = "https://nnspec.dev/schemas/nnspec.schema.json"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
-LOSSES = (
-    "categorical_crossentropy",
-    "sparse_categorical_crossentropy",
-    "binary_crossentropy",
-    "mse",
-    "mae",
-    "huber",
-)
-METRICS = ("accuracy", "top_k_accuracy", "mae", "mse")
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULES = ("constant", "step", "exponential", "cosine", "one_cycle", "reduce_on_plateau")
+LOSSES = tuple(choices.LOSSES)  # the registries of nnspec.choices are the one list of each kind
+METRICS = tuple(choices.METRICS)
+OPTIMIZERS = tuple(choices.OPTIMIZERS)
+SCHEDULES = tuple(choices.SCHEDULES)
 DATASETS = ("fashion_mnist", "npz", "csv", "image_folder")
 SECTION_LISTS = ("encoder", "backbone", "decoder", "head")
 
@@ -44,9 +39,7 @@ LOSS_ONE = {
             {
                 "type": {"enum": list(LOSSES), "description": "Loss function."},
                 "weight": {"type": "number", "minimum": 0, "description": "Weight in the total loss. Default: 1."},
-                "delta": {**_pos_num, "description": "Huber's delta. Default: 1.0."},
-                "label_smoothing": {**_unit, "description": "Label smoothing for cross-entropy. Default: 0."},
-                "from_logits": {"type": "boolean", "description": "The head outputs logits, not probabilities."},
+                **choices.option_schema(choices.LOSSES),
             },
             "A loss with options.",
             ("type",),
@@ -60,16 +53,9 @@ OPTIMIZER = {
         _obj(
             {
                 "type": {"enum": list(OPTIMIZERS), "description": "Optimiser."},
-                "lr": {**_pos_num, "description": "Learning rate. Default: 0.001 (0.01 for sgd)."},
-                "momentum": {"type": "number", "minimum": 0, "maximum": 1,
-                             "description": "sgd/rmsprop: momentum. Default: 0."},
-                "nesterov": {"type": "boolean", "description": "sgd: Nesterov momentum. Default: false."},
-                "weight_decay": {"type": "number", "minimum": 0,
-                                 "description": "Decoupled weight decay (as Keras). Default: 0 (adamw: 0.004)."},
-                "beta_1": {**_unit, "description": "adam/adamw: first-moment decay. Default: 0.9."},
-                "beta_2": {**_unit, "description": "adam/adamw: second-moment decay. Default: 0.999."},
-                "epsilon": {**_pos_num, "description": "adam/adamw/rmsprop: numerical floor. Default: 1e-7 (Keras)."},
-                "rho": {**_unit, "description": "rmsprop: decay of the squared-gradient average. Default: 0.9."},
+                "lr": {**_pos_num, "description": "Learning rate. Default: " + ", ".join(
+                    f"{o.name} {o.default_lr:g}" for o in choices.OPTIMIZERS.values()) + "."},
+                **choices.option_schema(choices.OPTIMIZERS),
             },
             "An optimiser with settings.",
             ("type",),
@@ -81,16 +67,7 @@ SCHEDULE = _obj(
     {
         "type": {"enum": list(SCHEDULES),
                  "description": "Learning-rate schedule, applied per epoch (one_cycle: per step)."},
-        "step_size": {**_pos_int, "description": "step: epochs between drops. Default: 10."},
-        "gamma": {**_pos_num, "description": "step: factor per drop (default 0.1); exponential: factor per epoch "
-                  "(default 0.95)."},
-        "min_lr": {"type": "number", "minimum": 0,
-                   "description": "cosine: final learning rate; reduce_on_plateau: lowest rate. Default: 0."},
-        "max_lr": {**_pos_num, "description": "one_cycle: peak learning rate. Default: 10 x lr."},
-        "pct_start": {**_unit, "description": "one_cycle: fraction of the steps spent warming up. Default: 0.3."},
-        "factor": {**_unit, "description": "reduce_on_plateau: multiply by this. Default: 0.1."},
-        "patience": {"type": "integer", "minimum": 0, "description": "reduce_on_plateau: epochs to wait. Default: 3."},
-        "monitor": {"type": "string", "description": "reduce_on_plateau: metric watched. Default: val_loss."},
+        **choices.option_schema(choices.SCHEDULES),
     },
     "A learning-rate schedule.",
     ("type",),

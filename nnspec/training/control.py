@@ -10,43 +10,68 @@ Both keep their state as a small dict so a resumed run continues exactly where i
 from __future__ import annotations
 
 import math
+from typing import Any
 
-from nnspec.training.settings import monitor_mode
+from nnspec.training.settings import ScheduleSettings, monitor_mode
 
 
-def one_cycle_lr(step: int, total_steps: int, max_lr: float, pct_start: float = 0.3,
-                 div_factor: float = 25.0, final_div_factor: float = 1e4) -> float:
-    """PyTorch's OneCycleLR (cosine annealing): warm up to ``max_lr``, then anneal far below the start."""
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's shuffling and dropout: a resumed run repeats the same epochs."""
+    return (seed * 1_000_003 + epoch) % (2**31 - 1)
+
+
+class _FloatOps:
+    """The four operations :func:`one_cycle_lr` needs, on Python floats (a backend passes its tensor ops)."""
+
+    cos = staticmethod(math.cos)
+    minimum = staticmethod(min)
+
+    @staticmethod
+    def clip(x: float, low: float, high: float) -> float:
+        return min(max(x, low), high)
+
+    @staticmethod
+    def where(condition: bool, a: float, b: float) -> float:
+        return a if condition else b
+
+
+def one_cycle_lr(step: Any, total_steps: int, max_lr: float, pct_start: float = 0.3,
+                 div_factor: float = 25.0, final_div_factor: float = 1e4, ops: Any = _FloatOps) -> Any:
+    """PyTorch's OneCycleLR (cosine annealing): warm up to ``max_lr``, then anneal far below the start.
+
+    ``step`` is a float, or a tensor with ``ops`` the framework's ``cos``/``minimum``/``clip``/``where``
+    (``keras.ops``): the one formula serves the per-epoch log and Keras's in-graph schedule.
+    """
     start = max_lr / div_factor
     end = start / final_div_factor
     up = max(1.0, pct_start * total_steps - 1)
-    if step <= up:
-        return _cos(start, max_lr, step / up)
     down = max(1.0, total_steps - 1 - up)
-    return _cos(max_lr, end, min(1.0, (step - up) / down))
 
+    def cos(a: float, b: float, frac: Any) -> Any:
+        return b + (a - b) / 2.0 * (1.0 + ops.cos(math.pi * frac))
 
-def _cos(a: float, b: float, frac: float) -> float:
-    return b + (a - b) / 2.0 * (1.0 + math.cos(math.pi * frac))
+    warm = cos(start, max_lr, ops.minimum(step / up, 1.0))
+    anneal = cos(max_lr, end, ops.clip((step - up) / down, 0.0, 1.0))
+    return ops.where(step <= up, warm, anneal)
 
 
 class LearningRate:
     """The learning rate per epoch for a resolved ``schedule`` (see settings)."""
 
-    def __init__(self, schedule: dict, base_lr: float, epochs: int, state: dict | None = None):
+    def __init__(self, schedule: ScheduleSettings, base_lr: float, epochs: int, state: dict | None = None):
         self.schedule = schedule
         self.base_lr = base_lr
         self.epochs = epochs
-        self.kind = schedule["type"]
+        self.kind = schedule.type
         self.plateau = dict(state or {"lr": base_lr, "best": None, "wait": 0})
 
     @property
     def per_step(self) -> bool:
-        return self.kind == "one_cycle"
+        return self.schedule.per_step
 
     def for_epoch(self, epoch: int) -> float:
         """Learning rate of 0-based ``epoch`` (for one-cycle: its first step's)."""
-        s, lr = self.schedule, self.base_lr
+        s, lr = self.schedule.options, self.base_lr
         if self.kind == "step":
             return lr * s["gamma"] ** (epoch // s["step_size"])
         if self.kind == "exponential":
@@ -58,13 +83,14 @@ class LearningRate:
         return lr
 
     def step_lr(self, global_step: int, total_steps: int) -> float:
-        return one_cycle_lr(global_step, total_steps, self.schedule["max_lr"], self.schedule.get("pct_start", 0.3))
+        return one_cycle_lr(global_step, total_steps, self.schedule.options["max_lr"],
+                           self.schedule.options.get("pct_start", 0.3))
 
     def epoch_end(self, logs: dict) -> None:
         """Reduce-on-plateau looks at the monitored value after each epoch."""
         if self.kind != "reduce_on_plateau":
             return
-        s, st = self.schedule, self.plateau
+        s, st = self.schedule.options, self.plateau
         value = logs.get(s["monitor"])
         if value is None or not math.isfinite(value):
             return

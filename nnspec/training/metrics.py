@@ -8,10 +8,16 @@ binary cross-entropy and regression. Formulas are Keras's (probabilities clipped
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+from nnspec.choices import CATEGORICAL, METRICS
+
+if TYPE_CHECKING:
+    from nnspec.training.settings import LossSettings, Settings
+
 EPSILON = 1e-7
-CATEGORICAL = ("categorical_crossentropy", "sparse_categorical_crossentropy")
 
 
 def canonical_targets(y: np.ndarray, loss: str, output_shape: tuple) -> np.ndarray:
@@ -35,37 +41,37 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-def probabilities(pred: np.ndarray, loss: dict) -> np.ndarray:
+def probabilities(pred: np.ndarray, loss: LossSettings) -> np.ndarray:
     """The head's output as probabilities (softmax/sigmoid applied when the head gives logits)."""
-    if not loss.get("from_logits"):
+    if not loss.from_logits:
         return pred
-    if loss["type"] in CATEGORICAL:
+    if loss.type in CATEGORICAL:
         return np.exp(_log_softmax(pred.astype(np.float64))).astype(np.float32)
     return (1.0 / (1.0 + np.exp(-pred.astype(np.float64)))).astype(np.float32)
 
 
-def loss_value(pred: np.ndarray, y: np.ndarray, loss: dict) -> float:
+def loss_value(pred: np.ndarray, y: np.ndarray, loss: LossSettings) -> float:
     """Mean loss over examples (``y`` canonical)."""
-    kind = loss["type"]
+    kind = loss.type
     pred = pred.astype(np.float64)
     if kind in CATEGORICAL:
         k = pred.shape[-1]
-        if loss.get("from_logits"):
+        if loss.from_logits:
             logp = _log_softmax(pred)
         else:
             p = pred / pred.sum(axis=-1, keepdims=True)
             logp = np.log(np.clip(p, EPSILON, 1 - EPSILON))
         target = one_hot(y, k).astype(np.float64)
-        ls = loss.get("label_smoothing", 0.0)
+        ls = loss.label_smoothing
         if ls:
             target = target * (1 - ls) + ls / k
         return float(-(target * logp).sum(axis=-1).mean())
     if kind == "binary_crossentropy":
         target = y.astype(np.float64)
-        ls = loss.get("label_smoothing", 0.0)
+        ls = loss.label_smoothing
         if ls:
             target = target * (1 - ls) + 0.5 * ls
-        if loss.get("from_logits"):
+        if loss.from_logits:
             per = np.maximum(pred, 0) - pred * target + np.log1p(np.exp(-np.abs(pred)))
         else:
             p = np.clip(pred, EPSILON, 1 - EPSILON)
@@ -77,14 +83,14 @@ def loss_value(pred: np.ndarray, y: np.ndarray, loss: dict) -> float:
     if kind == "mae":
         return float(np.abs(diff).mean())
     if kind == "huber":
-        d = loss.get("delta", 1.0)
+        d = loss.delta
         a = np.abs(diff)
         return float(np.where(a <= d, 0.5 * diff**2, d * a - 0.5 * d * d).mean())
     raise ValueError(f"unknown loss {kind}")
 
 
-def metric_value(name: str, pred: np.ndarray, y: np.ndarray, loss: dict, top_k: int = 5) -> float:
-    kind = loss["type"]
+def metric_value(name: str, pred: np.ndarray, y: np.ndarray, loss: LossSettings, top_k: int = 5) -> float:
+    kind = loss.type
     if name == "accuracy":
         if kind in CATEGORICAL:
             return float((pred.argmax(axis=-1) == y).mean())
@@ -103,20 +109,20 @@ def metric_value(name: str, pred: np.ndarray, y: np.ndarray, loss: dict, top_k: 
     raise ValueError(f"unknown metric {name}")
 
 
-def score(preds: dict, targets: dict, settings: dict, prefix: str = "test_") -> dict:
+def score(preds: dict, targets: dict, settings: Settings, prefix: str = "test_") -> dict:
     """Loss (weighted total, and per head when there are several) and metrics on one split."""
-    heads = list(settings["losses"])
+    heads = list(settings.losses)
     out: dict = {}
     total = 0.0
     for head in heads:
-        loss = settings["losses"][head]
+        loss = settings.losses[head]
         name = f"{prefix}{head}_" if len(heads) > 1 else prefix
         value = loss_value(preds[head], targets[head], loss)
-        total += loss["weight"] * value
+        total += loss.weight * value
         if len(heads) > 1:
             out[f"{name}loss"] = value
         for metric in applicable_metrics(settings, head):
-            out[f"{name}{metric}"] = metric_value(metric, preds[head], targets[head], loss, settings["top_k"])
+            out[f"{name}{metric}"] = metric_value(metric, preds[head], targets[head], loss, settings.top_k)
     out[f"{prefix}loss"] = total
     return dict(sorted(out.items()))
 
@@ -128,16 +134,7 @@ def confusion_matrix(true: np.ndarray, predicted: np.ndarray, num_classes: int) 
     return m
 
 
-def applicable_metrics(settings: dict, head: str) -> list[str]:
-    """The metrics that make sense for ``head``'s loss (accuracy only for classification)."""
-    kind = settings["losses"][head]["type"]
-    out = []
-    for m in settings["metrics"]:
-        if m == "accuracy" and kind not in CATEGORICAL + ("binary_crossentropy",):
-            continue
-        if m == "top_k_accuracy" and kind not in CATEGORICAL:
-            continue
-        if m in ("mae", "mse") and kind in CATEGORICAL:
-            continue
-        out.append(m)
-    return out
+def applicable_metrics(settings: Settings, head: str) -> list[str]:
+    """The metrics that make sense for ``head``'s loss (the registry says which losses each metric fits)."""
+    kind = settings.losses[head].type
+    return [m for m in settings.metrics if kind in METRICS[m].losses]

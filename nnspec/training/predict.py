@@ -13,6 +13,7 @@ import numpy as np
 
 from nnspec.training import metrics as M
 from nnspec.training.errors import TrainingError
+from nnspec.training.settings import Settings
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -86,9 +87,9 @@ def _image(path: str, shape: tuple) -> np.ndarray:
     return arr.reshape(shape)
 
 
-def prepare(arrays: dict, settings: dict, prepared: bool) -> dict:
+def prepare(arrays: dict, settings: Settings, prepared: bool) -> dict:
     """The run's scaling and normalisation (skipped when ``prepared``)."""
-    data = settings.get("data") or {}
+    data = settings.data or {}
     scale, mean, std = float(data.get("scale", 1.0)), float(data.get("mean", 0.0)), float(data.get("std", 1.0))
     out = {}
     for name, arr in arrays.items():
@@ -107,17 +108,17 @@ def predict_files(run_dir: str, paths: list[str], backend: str | None = None, pr
     run, spec, settings, loop = open_model(run_dir, backend)
     arrays, labels = read_inputs(paths, spec)
     preds = loop.predict(prepare(arrays, settings, prepared))
-    names = settings.get("class_names") or []
+    names = list(settings.class_names or [])
     out = []
     for i, label in enumerate(labels):
         heads = {}
-        for head, loss in settings["losses"].items():
+        for head, loss in settings.losses.items():
             p = M.probabilities(preds[head][i], loss)
-            if loss["type"] in M.CATEGORICAL:
+            if loss.class_indices:
                 order = np.argsort(-p)[:top]
                 heads[head] = {"classes": [{"class": names[j] if j < len(names) else str(j), "index": int(j),
                                             "probability": float(p[j])} for j in order]}
             else:
                 heads[head] = {"values": [float(v) for v in np.asarray(p).reshape(-1)]}
         out.append({"source": label, "heads": heads})
-    return {"run_dir": run.path, "backend": settings["backend"], "predictions": out}
+    return {"run_dir": run.path, "backend": settings.backend, "predictions": out}

@@ -8,6 +8,7 @@ which records everything and says whether to stop.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -16,14 +17,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nnspec.training import metrics as M
-from nnspec.training.control import LearningRate, Monitor
+from nnspec.training.control import LearningRate, Monitor, epoch_seed  # noqa: F401  (re-exported)
 from nnspec.training.errors import NonFiniteLoss, TrainingError
 from nnspec.training.progress import Progress, format_metric, log_order
 from nnspec.training.rundir import RunDir
-from nnspec.training.settings import resolve, steps_per_epoch, versions
+from nnspec.training.settings import Settings, resolve, steps_per_epoch, versions
 
 if TYPE_CHECKING:
     from nnspec.backends.base import Backend
+    from nnspec.pipeline import Spec
 
 
 
@@ -40,7 +42,7 @@ class RunResult:
     """What a run produced; everything is also in ``run_dir``."""
 
     run_dir: str
-    settings: dict
+    settings: Settings
     history: list[dict] = field(default_factory=list)
     metrics: dict = field(default_factory=dict)
     best_epoch: int | None = None
@@ -62,11 +64,6 @@ class Data:
 
     def __len__(self) -> int:
         return len(next(iter(self.x.values())))
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of one epoch's shuffling and dropout: a resumed run repeats the same epochs."""
-    return (seed * 1_000_003 + epoch) % (2**31 - 1)
 
 
 def train(spec, backend: str = "torch", epochs: int | None = None, batch_size: int | None = None,
@@ -92,24 +89,23 @@ def train(spec, backend: str = "torch", epochs: int | None = None, batch_size: i
                  "limit": limit, "ensemble": ensemble, "validation_split": validation_split}
     settings = resolve(spec, backend, overrides)
     loop_module = _backend(backend, keras_backend)
-    device = loop_module.select_device(settings["device"])  # fail before loading data
+    device = loop_module.select_device(settings.device)  # fail before loading data
     splits = _load_data(spec, settings)
     settings = resolve(spec, backend, overrides, task=splits.task)
-    settings["data"] = dict(getattr(splits, "info", None) or {})
     _check_task(spec, settings, splits)
-    settings.update(_data_facts(splits))
-    settings["device"] = device
-    settings["versions"] = versions(loop_module)
+    settings = settings.replace(
+        data=dict(getattr(splits, "info", None) or {}), **_data_facts(splits), device=device,
+        versions=versions(loop_module),
+        spec_path=os.path.abspath(spec.path) if spec.path and os.path.exists(spec.path) else None,
+        created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )  # overrides (--set PATH=VALUE) are on the settings already and re-applied on resume
     run = RunDir.create(out or "runs", spec.name)
     run.write_text("spec.yaml", spec.source.text)
-    settings["spec_path"] = os.path.abspath(spec.path) if spec.path and os.path.exists(spec.path) else None
-    settings["overrides"] = list(getattr(spec, "overrides", ()))  # --set PATH=VALUE, re-applied on resume
-    settings["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    run.write_json("settings.json", settings)
+    run.write_settings(settings)
     if stream:
         stream.write(f"run directory: {run.path}\n")
     try:
-        if settings["ensemble"] > 1:
+        if settings.ensemble > 1:
             return _train_ensemble(spec, settings, run, splits, loop_module, stream, callbacks)
         return _train_one(spec, settings, run, splits, loop_module, stream, callbacks)
     except KeyboardInterrupt:
@@ -133,18 +129,17 @@ def _backend(name: str, variant: str | None = None) -> Backend:
     return get_backend(name, variant)
 
 
-def _load_data(spec, settings: dict):
+def _load_data(spec, settings: Settings):
     from nnspec.data import load_data
 
-    return load_data(spec, limit=settings["limit"], seed=settings["seed"],
-                     validation_split=settings["validation_split"])
+    return load_data(spec, limit=settings.limit, seed=settings.seed, validation_split=settings.validation_split)
 
 
 def _data_facts(splits) -> dict:
     val = getattr(splits, "val", None)
     return {
         "num_classes": getattr(splits, "num_classes", None),
-        "class_names": list(getattr(splits, "class_names", None) or []) or None,
+        "class_names": tuple(getattr(splits, "class_names", None) or []) or None,
         "examples": {"train": _count(splits.train), "val": _count(val) if val is not None else 0,
                      "test": _count(splits.test) if splits.test is not None else 0},
         "augment": splits.augment is not None,
@@ -156,15 +151,15 @@ def _count(split) -> int:
     return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
 
 
-def _check_task(spec, settings: dict, splits) -> None:
+def _check_task(spec, settings: Settings, splits) -> None:
     head_tasks = getattr(splits, "head_tasks", None) or {}
-    for head, loss in settings["losses"].items():
-        if head_tasks.get(head, splits.task) == "regression" and loss["type"] in M.CATEGORICAL:
-            raise TrainingError(f"head `{head}` uses {loss['type']}, but the data's targets are continuous "
+    for head, loss in settings.losses.items():
+        if head_tasks.get(head, splits.task) == "regression" and loss.class_indices:
+            raise TrainingError(f"head `{head}` uses {loss.type}, but the data's targets are continuous "
                                 f"(regression); use mse, mae or huber")
 
 
-def as_data(spec, split, settings: dict) -> Data | None:
+def as_data(spec, split, settings: Settings) -> Data | None:
     """A DataSplits split -> dicts keyed by input and head name, targets in canonical form."""
     if split is None:
         return None
@@ -179,7 +174,7 @@ def as_data(spec, split, settings: dict) -> Data | None:
     ys = {}
     for head in heads:
         shape = spec.analysis.nodes[spec.graph.heads[head]].output_shape
-        ys[head] = M.canonical_targets(y[head], settings["losses"][head]["type"], shape)
+        ys[head] = M.canonical_targets(y[head], settings.losses[head].type, shape)
     if not len(next(iter(xs.values()))):
         return None
     return Data(xs, ys)
@@ -194,23 +189,23 @@ def _takes_ids(spec, name: str) -> bool:
 class Epochs:
     """Records each finished epoch: history, checkpoints, best weights, schedule, early stopping."""
 
-    def __init__(self, spec, settings: dict, run: RunDir, loop, stream, callbacks, n_train: int,
+    def __init__(self, spec, settings: Settings, run: RunDir, loop, stream, callbacks, n_train: int,
                  has_val: bool, state: dict | None = None, history: list | None = None):
         self.spec, self.settings, self.run, self.loop = spec, settings, run, loop
         self.callbacks = list(callbacks or [])
-        self.progress = Progress(stream, settings["epochs"], prefix=settings.get("progress_prefix", ""))
-        self.steps = steps_per_epoch(n_train, settings["batch_size"])
+        self.progress = Progress(stream, settings.epochs, prefix=settings.progress_prefix)
+        self.steps = steps_per_epoch(n_train, settings.batch_size)
         self.history = list(history or [])
         state = state or {}
-        self.lr = LearningRate(settings["schedule"], settings["lr"], settings["epochs"], state.get("schedule"))
-        es = settings["early_stopping"]
-        monitor = (es or {}).get("monitor", "val_loss")
+        self.lr = LearningRate(settings.schedule, settings.lr, settings.epochs, state.get("schedule"))
+        es = settings.early_stopping
+        monitor = es.monitor if es else "val_loss"
         if monitor.startswith("val_") and not has_val:
             self.progress.message(f"no validation data: watching `{monitor[4:]}` instead of `{monitor}`")
             monitor = monitor[4:]
-        self.best = Monitor(monitor, (es or {}).get("mode", "auto"), (es or {}).get("min_delta", 0.0), state.get("best"))
+        self.best = Monitor(monitor, es.mode if es else "auto", es.min_delta if es else 0.0, state.get("best"))
         self.stopped_early = bool(state.get("stopped_early", False))
-        self.total_steps = self.steps * settings["epochs"]
+        self.total_steps = self.steps * settings.epochs
 
     # --- asked by the loops ---------------------------------------------------------------
     def lr_for_epoch(self, epoch: int) -> float:
@@ -224,7 +219,7 @@ class Epochs:
 
     def epoch_end(self, epoch: int, logs: dict, seconds: float, lr: float) -> bool:
         """Record 0-based ``epoch``; True asks the loop to stop."""
-        row = {"epoch": epoch + 1}
+        row: dict[str, float] = {"epoch": epoch + 1}
         row.update({k: float(logs[k]) for k in log_order(logs)})
         row["lr"] = float(lr)
         row["seconds"] = round(float(seconds), 4)
@@ -234,7 +229,7 @@ class Epochs:
         improved = self.best.update(epoch + 1, row)
         from nnspec.backends.weights import write_weights
 
-        meta = {"spec": self.spec.name, "epoch": str(epoch + 1), "backend": self.settings["backend"]}
+        meta = {"spec": self.spec.name, "epoch": str(epoch + 1), "backend": self.settings.backend}
         model_file = self.run.checkpoint_file("model", epoch + 1, "safetensors")
         opt_file = self.run.checkpoint_file("optimizer", epoch + 1, self.loop.optimizer_ext)
         write_weights(model_file, weights, meta)
@@ -243,9 +238,9 @@ class Epochs:
         if improved or not os.path.exists(self.run.weights_best):
             write_weights(self.run.weights_best, weights, {**meta, "monitor": self.best.name})
         self.lr.epoch_end(row)
-        es = self.settings["early_stopping"]
-        stop = bool(es) and not improved and self.best.wait >= max(1, es["patience"])
-        self.stopped_early = stop and epoch + 1 < self.settings["epochs"]
+        es = self.settings.early_stopping
+        stop = es is not None and not improved and self.best.wait >= max(1, es.patience)
+        self.stopped_early = stop and epoch + 1 < self.settings.epochs
         self.run.commit_checkpoint({
             "epoch": epoch + 1,
             "status": "running",
@@ -269,7 +264,7 @@ class Epochs:
             self.run.commit_checkpoint(state)
 
 
-def _train_one(spec, settings: dict, run: RunDir, splits, loop_module, stream, callbacks,
+def _train_one(spec, settings: Settings, run: RunDir, splits, loop_module, stream, callbacks,
                resume_state: dict | None = None) -> RunResult:
     train_data = as_data(spec, splits.train, settings)
     val_data = as_data(spec, getattr(splits, "val", None), settings)
@@ -284,24 +279,26 @@ def _train_one(spec, settings: dict, run: RunDir, splits, loop_module, stream, c
         loop.set_weights(read_weights(run.file("checkpoints", resume_state["files"]["model"])))
         loop.load_optimizer(run.file("checkpoints", resume_state["files"]["optimizer"]))
         history = run.read_history()[:start]
+    if train_data is None:
+        raise TrainingError("there are no training examples (check data.limit and validation_split)")
     epochs = Epochs(spec, settings, run, loop, stream, callbacks, len(train_data), val_data is not None,
                     resume_state, history)
-    if start < settings["epochs"] and not epochs.stopped_early:
+    if start < settings.epochs and not epochs.stopped_early:
         try:
-            loop.fit(start, settings["epochs"], epochs)
+            loop.fit(start, settings.epochs, epochs)
         except NonFiniteLoss as exc:
             done = len(epochs.history)
             epochs.mark("failed", error=str(exc))
             kept = (f"the last good checkpoint (epoch {done}) is in {run.weights_last}" if done
                     else "no epoch had completed, so there is no checkpoint")
             raise TrainingError(f"{exc}; training stopped, {kept}. Lower the learning rate "
-                                f"(now {settings['lr']:g}) or set train.gradient_clip") from None
+                                f"(now {settings.lr:g}) or set train.gradient_clip") from None
         except KeyboardInterrupt:
             epochs.mark("interrupted")
             raise
-    es = settings["early_stopping"]
+    es = settings.early_stopping
     which = "last"
-    if es and es["restore_best_weights"] and os.path.exists(run.weights_best):
+    if es and es.restore_best_weights and os.path.exists(run.weights_best):
         from nnspec.backends.weights import read_weights
 
         loop.set_weights(read_weights(run.weights_best))
@@ -317,7 +314,7 @@ def _train_one(spec, settings: dict, run: RunDir, splits, loop_module, stream, c
     return result
 
 
-def finish(spec, settings: dict, run: RunDir, preds: dict, test: Data, which: str, best: Monitor | None) -> dict:
+def finish(spec, settings: Settings, run: RunDir, preds: dict, test: Data, which: str, best: Monitor | None) -> dict:
     """Test scores -> metrics.json, predictions.npz and the plots."""
     scores = M.score(preds, test.y, settings)
     record = dict(scores)
@@ -340,26 +337,26 @@ def _save_predictions(run: RunDir, preds: dict, test: Data) -> None:
     buf = io.BytesIO()
     arrays = {f"pred/{h}": np.asarray(v) for h, v in preds.items()}
     arrays.update({f"true/{h}": np.asarray(v) for h, v in test.y.items()})
-    np.savez_compressed(buf, **arrays)
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]  # numpy stubs type **kwds as allow_pickle
     atomic_write(run.file("predictions.npz"), buf.getvalue())
 
 
-def plot_run(run: RunDir, settings: dict, preds: dict, test: Data) -> None:
+def plot_run(run: RunDir, settings: Settings, preds: dict, test: Data) -> None:
     from nnspec.training import plots
 
     history = run.read_history()
-    title = f"{settings['spec']} ({settings['backend']})"
+    title = f"{settings.spec} ({settings.backend})"
     if history:
         plots.curves(history, run.plot("curves.png"), title)
-    heads = list(settings["losses"])
+    heads = list(settings.losses)
     for head in heads:
-        loss = settings["losses"][head]
+        loss = settings.losses[head]
         suffix = f"_{head}" if len(heads) > 1 else ""
-        if loss["type"] in M.CATEGORICAL:
+        if loss.class_indices:
             k = preds[head].shape[-1]
             matrix = M.confusion_matrix(test.y[head], preds[head].argmax(axis=-1), k)
-            plots.confusion(matrix, settings.get("class_names") or [], run.plot(f"confusion_matrix{suffix}.png"), title)
-        elif loss["type"] != "binary_crossentropy":
+            plots.confusion(matrix, list(settings.class_names or []), run.plot(f"confusion_matrix{suffix}.png"), title)
+        elif loss.type != "binary_crossentropy":
             plots.predicted_vs_true(test.y[head], preds[head], run.plot(f"predicted_vs_true{suffix}.png"), title)
 
 
@@ -389,21 +386,23 @@ def results_text(result: RunResult) -> str:
 
 
 # --- ensembles ------------------------------------------------------------------------------
-def _train_ensemble(spec, settings: dict, run: RunDir, splits, loop_module, stream, callbacks,
+def _train_ensemble(spec, settings: Settings, run: RunDir, splits, loop_module, stream, callbacks,
                     resume: bool = False) -> RunResult:
     from nnspec.training.ensemble import aggregate
 
-    n = settings["ensemble"]
+    n = settings.ensemble
     members, probs = [], []
     test = as_data(spec, splits.test, settings)
-    head = list(settings["losses"])[0]
-    if settings["losses"][head]["type"] not in M.CATEGORICAL:
+    if test is None:
+        raise TrainingError("ensembles are scored on the test set, and this run's data has none")
+    head = list(settings.losses)[0]
+    if not settings.losses[head].class_indices:
         raise TrainingError("ensembles average class probabilities: the first head needs a categorical "
                             "cross-entropy loss")
     for i in range(n):
         member_run = run.member(i)
-        member_settings = dict(settings, seed=settings["seed"] + i, ensemble=1, member=i,
-                               progress_prefix=f"[member {i + 1}/{n}] ")
+        member_settings = settings.replace(seed=settings.seed + i, ensemble=1, member=i,
+                                           progress_prefix=f"[member {i + 1}/{n}] ")
         if resume and member_run.exists("metrics.json"):
             result = RunResult(member_run.path, member_settings, member_run.read_history(),
                                member_run.read_json("metrics.json"))
@@ -411,20 +410,20 @@ def _train_ensemble(spec, settings: dict, run: RunDir, splits, loop_module, stre
             state = member_run.read_checkpoint() if resume else None
             if not member_run.exists("settings.json"):
                 member_run.write_text("spec.yaml", spec.source.text)
-                member_run.write_json("settings.json", member_settings)
+                member_run.write_settings(member_settings)
             result = _train_one(spec, member_settings, member_run, splits, loop_module, stream, callbacks, state)
         with np.load(member_run.file("predictions.npz")) as f:
-            p = M.probabilities(f[f"pred/{head}"], settings["losses"][head])
+            p = M.probabilities(f[f"pred/{head}"], settings.losses[head])
         members.append(result)
         probs.append(p)
-    summary = aggregate(probs, test.y[head], settings.get("class_names"))
-    summary["member_seeds"] = [settings["seed"] + i for i in range(n)]
+    summary = aggregate(probs, test.y[head], list(settings.class_names or []) or None)
+    summary["member_seeds"] = [settings.seed + i for i in range(n)]
     mean = np.mean(np.stack(probs), axis=0)
     _save_ensemble_examples(run, probs, mean, test.y[head])
     summary["per_example"] = "predictions.npz: mean_probabilities, confidence, disagreement, true (test order)"
     run.write_json("ensemble.json", summary)
-    metrics = M.score({head: mean}, {head: test.y[head]}, dict(settings, losses={head: {**settings["losses"][head],
-                                                                                          "from_logits": False}}))
+    averaged = settings.replace(losses={head: dataclasses.replace(settings.losses[head], from_logits=False)})
+    metrics = M.score({head: mean}, {head: test.y[head]}, averaged)
     metrics["test_accuracy"] = summary["ensemble_test_accuracy"]
     metrics["member_test_accuracy_mean"] = summary["member_test_accuracy_mean"]
     metrics["member_test_accuracy_std"] = summary["member_test_accuracy_std"]
@@ -433,8 +432,8 @@ def _train_ensemble(spec, settings: dict, run: RunDir, splits, loop_module, stre
     from nnspec.training import plots
 
     matrix = M.confusion_matrix(test.y[head], mean.argmax(axis=-1), mean.shape[-1])
-    plots.confusion(matrix, settings.get("class_names") or [], run.plot("confusion_matrix.png"),
-                    f"{settings['spec']}: ensemble of {n}")
+    plots.confusion(matrix, list(settings.class_names or []), run.plot("confusion_matrix.png"),
+                    f"{settings.spec}: ensemble of {n}")
     result = RunResult(run.path, settings, metrics=metrics, ensemble=summary, members=members)
     if stream:
         stream.write(results_text(result) + "\n")
@@ -459,53 +458,53 @@ def _save_ensemble_examples(run: RunDir, probs: list, mean: np.ndarray, true: np
 # --- resume ---------------------------------------------------------------------------------
 def _resume(path: str, spec, epochs: int | None, stream, callbacks, device: str | None) -> RunResult:
     run = RunDir.open(path)
-    settings = run.read_json("settings.json")
+    settings = run.read_settings()
     spec = load_run_spec(run, settings)
     if epochs is not None:
-        settings["epochs"] = int(epochs)
+        settings = settings.replace(epochs=int(epochs))
     if device is not None:
-        settings["device"] = device
-    loop_module = _backend(settings["backend"], (settings.get("versions") or {}).get("keras_backend"))
-    settings["device"] = loop_module.select_device(settings["device"])
-    run.write_json("settings.json", settings)
+        settings = settings.replace(device=device)
+    loop_module = _backend(settings.backend, settings.versions.get("keras_backend"))
+    settings = settings.replace(device=loop_module.select_device(settings.device))
+    run.write_settings(settings)
     splits = _load_data(spec, settings)
     if stream:
         stream.write(f"resuming {run.path}\n")
     try:
-        if settings.get("ensemble", 1) > 1:
+        if settings.ensemble > 1:
             return _train_ensemble(spec, settings, run, splits, loop_module, stream, callbacks, resume=True)
         state = run.read_checkpoint()
         if state is not None and stream:
-            stream.write(f"continuing after epoch {state['epoch']} of {settings['epochs']}\n")
+            stream.write(f"continuing after epoch {state['epoch']} of {settings.epochs}\n")
         return _train_one(spec, settings, run, splits, loop_module, stream, callbacks, state)
     except KeyboardInterrupt:
         raise RunInterrupted(run.path) from None
 
 
-def load_run_spec(run: RunDir, settings: dict | None = None):
+def load_run_spec(run: RunDir, settings: Settings | None = None) -> Spec:
     """The run's own spec copy, located at the original path so relative data paths still resolve."""
     from nnspec.pipeline import load
 
-    settings = settings or run.read_json("settings.json")
+    settings = settings or run.read_settings()
     with open(run.file("spec.yaml"), encoding="utf-8") as fh:
         text = fh.read()
-    return load(settings.get("spec_path") or run.file("spec.yaml"), text=text, overrides=settings.get("overrides") or ())
+    return load(settings.spec_path or run.file("spec.yaml"), text=text, overrides=settings.overrides)
 
 
 # --- evaluate / predict ---------------------------------------------------------------------
 def open_model(run_dir: str, backend: str | None = None, weights: str = "best"):
     """Rebuild a trained run's model on ``backend`` (default: the one it trained on) with saved weights."""
     run = RunDir.open(run_dir)
-    settings = run.read_json("settings.json")
-    if settings.get("ensemble", 1) > 1:
+    settings = run.read_settings()
+    if settings.ensemble > 1:
         raise TrainingError(f"{run_dir} is an ensemble; evaluate or predict one member: {run.file('members', '0')}")
     spec = load_run_spec(run, settings)
-    backend = backend or settings["backend"]
+    backend = backend or settings.backend
     loop_module = _backend(backend)
     path = run.weights_best if weights == "best" else run.weights_last
     if not os.path.exists(path):
         raise TrainingError(f"{run_dir} has no {weights} weights yet ({path})")
-    settings = dict(settings, backend=backend, device=loop_module.select_device("auto"))
+    settings = settings.replace(backend=backend, device=loop_module.select_device("auto"))
     loop = loop_module.trainer(spec, settings, None, None)
     from nnspec.backends.weights import read_weights
 
@@ -525,7 +524,7 @@ def evaluate(run_dir: str, backend: str | None = None, weights: str | None = Non
         raise TrainingError("this run's data has no test set")
     scores = M.score(loop.predict(test.x), test.y, settings)
     scores["weights"] = weights
-    scores["backend"] = settings["backend"]
+    scores["backend"] = settings.backend
     scores["test_examples"] = len(test)
     if saved:
         scores["saved"] = {k: v for k, v in saved.items() if k.startswith("test_") and k != "test_examples"}

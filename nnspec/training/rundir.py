@@ -24,9 +24,13 @@ import json
 import math
 import os
 import time
+from typing import TYPE_CHECKING
 
 from nnspec.fileio import atomic_write
 from nnspec.training.errors import TrainingError
+
+if TYPE_CHECKING:
+    from nnspec.training.settings import Settings
 
 
 def _json(data) -> str:
@@ -86,6 +90,15 @@ class RunDir:
     def read_json(self, name: str):
         with open(self.file(name), encoding="utf-8") as fh:
             return json.load(fh)
+
+    def read_settings(self) -> Settings:
+        """``settings.json`` as typed :class:`~nnspec.training.settings.Settings`."""
+        from nnspec.training.settings import Settings
+
+        return Settings.from_json(self.read_json("settings.json"))
+
+    def write_settings(self, settings: Settings) -> None:
+        self.write_json("settings.json", settings.to_json())
 
     def exists(self, name: str) -> bool:
         return os.path.exists(self.file(name))

@@ -1,128 +1,295 @@
-"""Training settings: the spec's ``train:`` section plus overrides -> one resolved dict.
+"""Training settings: the spec's ``train:`` section plus overrides -> one typed, frozen :class:`Settings`.
 
-Everything a run does is decided here, once, in plain Python; the backend loops only read
-the result. Defaults follow Keras where the frameworks differ (Adam's epsilon 1e-7,
-RMSprop's rho 0.9, AdamW's weight decay 0.004), so both backends train the same way.
-The resolved dict is what ``settings.json`` in a run directory holds.
+Everything a run does is decided here, once, in plain Python; the backends only read the result.
+Every default comes from one place: the registries of :mod:`nnspec.choices` (optimisers,
+schedules, losses, metrics) and the constants below. Defaults follow Keras where the frameworks
+differ (Adam's epsilon 1e-7, RMSprop's rho 0.9, AdamW's weight decay 0.004), so both backends train
+the same way. ``settings.json`` in a run directory is :meth:`Settings.to_json`, read back with
+:meth:`Settings.from_json` for ``--resume``, ``evaluate``, ``predict`` and ``inspect``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import platform
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
+from nnspec.choices import CLASSIFICATION_LOSSES, LOSSES, METRICS, OPTIMIZERS, SCHEDULES
+from nnspec.data.load import spec_validation_split
 from nnspec.training.errors import TrainingError
 
-DEFAULT_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 1e-2, "rmsprop": 1e-3}
-OPTIMIZER_DEFAULTS = {
-    "adam": {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "weight_decay": 0.0},
-    "adamw": {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "weight_decay": 0.004},
-    "sgd": {"momentum": 0.0, "nesterov": False, "weight_decay": 0.0},
-    "rmsprop": {"rho": 0.9, "momentum": 0.0, "epsilon": 1e-7, "weight_decay": 0.0},
-}
-OPTIMIZER_KEYS = {
-    "adam": {"beta_1", "beta_2", "epsilon", "weight_decay"},
-    "adamw": {"beta_1", "beta_2", "epsilon", "weight_decay"},
-    "sgd": {"momentum", "nesterov", "weight_decay"},
-    "rmsprop": {"rho", "momentum", "epsilon", "weight_decay"},
-}
-SCHEDULE_DEFAULTS = {
-    "constant": {},
-    "step": {"step_size": 10, "gamma": 0.1},
-    "exponential": {"gamma": 0.95},
-    "cosine": {"min_lr": 0.0},
-    "one_cycle": {"max_lr": None, "pct_start": 0.3},
-    "reduce_on_plateau": {"factor": 0.1, "patience": 3, "monitor": "val_loss", "min_lr": 0.0},
-}
-EARLY_STOPPING_DEFAULTS = {"monitor": "val_loss", "patience": 5, "min_delta": 0.0, "mode": "auto",
-                           "restore_best_weights": True}
-CLASSIFICATION_LOSSES = {"categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy"}
+EARLY_STOPPING_DEFAULTS: dict[str, Any] = {"monitor": "val_loss", "patience": 5, "min_delta": 0.0, "mode": "auto",
+                                           "restore_best_weights": True}
 DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_EPOCHS = 10
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_VALIDATION_SPLIT = 0.1
+DEFAULT_TOP_K = 5
 
 
-def resolve(spec, backend: str, overrides: dict | None = None, *, task: str | None = None) -> dict:
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """An optimiser from :data:`nnspec.choices.OPTIMIZERS` with its learning rate and every option filled in."""
+
+    type: str
+    lr: float
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, **self.options, "lr": self.lr}
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """A learning-rate schedule from :data:`nnspec.choices.SCHEDULES` with every option filled in."""
+
+    type: str = "constant"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def per_step(self) -> bool:
+        return SCHEDULES[self.type].per_step
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, **self.options}
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    monitor: str = "val_loss"
+    patience: int = 5
+    min_delta: float = 0.0
+    mode: str = "min"
+    restore_best_weights: bool = True
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """One head's loss from :data:`nnspec.choices.LOSSES`."""
+
+    type: str
+    weight: float = 1.0
+    label_smoothing: float = 0.0
+    from_logits: bool = False
+    delta: float = 1.0
+
+    @property
+    def class_indices(self) -> bool:
+        """Targets are class indices (categorical and sparse categorical cross-entropy)."""
+        return LOSSES[self.type].class_indices
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type, "weight": self.weight}
+        names = LOSSES[self.type].option_names()
+        out.update({k: getattr(self, k) for k in ("label_smoothing", "from_logits", "delta") if k in names})
+        return out
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run does, resolved once (``settings.json``)."""
+
+    spec: str
+    backend: str
+    epochs: int
+    batch_size: int
+    optimizer: OptimizerSettings
+    schedule: ScheduleSettings
+    early_stopping: EarlyStopping | None
+    losses: Mapping[str, LossSettings]
+    task: str
+    metrics: tuple[str, ...]
+    top_k: int = DEFAULT_TOP_K
+    gradient_clip: float | None = None
+    seed: int = 0
+    ensemble: int = 1
+    validation_split: float = DEFAULT_VALIDATION_SPLIT
+    device: str = "auto"
+    mixed_precision: bool = False
+    compile: bool = False
+    steps_per_execution: int | str = "auto"
+    limit: int | None = None
+    overrides: tuple[str, ...] = ()
+    # filled in once the data is loaded and the run directory exists
+    data: Mapping[str, Any] = field(default_factory=dict)
+    num_classes: int | None = None
+    class_names: tuple[str, ...] | None = None
+    examples: Mapping[str, int] = field(default_factory=dict)
+    augment: bool = False
+    versions: Mapping[str, str] = field(default_factory=dict)
+    spec_path: str | None = None
+    created: str = ""
+    member: int | None = None  # ensemble member index
+    progress_prefix: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)  # settings.json keys this version does not know
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.lr
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``settings.json`` record (plain JSON types)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "extra":
+                continue
+            if f.name == "losses":
+                value = {head: loss.to_json() for head, loss in value.items()}
+            elif isinstance(value, (OptimizerSettings, ScheduleSettings)):
+                value = value.to_json()
+            elif isinstance(value, EarlyStopping):
+                value = dataclasses.asdict(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            out[f.name] = value
+        out["lr"] = self.lr
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any]) -> Settings:
+        """Read ``settings.json`` back (unknown keys are kept in ``extra``, missing ones take defaults)."""
+        record = dict(record)
+        known = {f.name for f in dataclasses.fields(cls)}
+        opt = dict(record.get("optimizer") or {"type": "adam"})
+        kind = str(opt.pop("type", "adam"))
+        lr = float(opt.pop("lr", record.get("lr", OPTIMIZERS.get(kind, OPTIMIZERS["adam"]).default_lr)))
+        sched = dict(record.get("schedule") or {"type": "constant"})
+        skind = str(sched.pop("type", "constant"))
+        es = record.get("early_stopping")
+        losses = {head: LossSettings(**{k: v for k, v in dict(item).items()
+                                        if k in ("type", "weight", "label_smoothing", "from_logits", "delta")})
+                  for head, item in dict(record.get("losses") or {}).items()}
+        values: dict[str, Any] = {k: v for k, v in record.items() if k in known}
+        values.update(
+            optimizer=OptimizerSettings(kind, lr, opt),
+            schedule=ScheduleSettings(skind, sched),
+            early_stopping=EarlyStopping(**es) if isinstance(es, Mapping) else None,
+            losses=losses,
+            metrics=tuple(record.get("metrics") or ()),
+            overrides=tuple(record.get("overrides") or ()),
+            class_names=tuple(record["class_names"]) if record.get("class_names") else None,
+            extra={k: v for k, v in record.items() if k not in known and k != "lr"},
+        )
+        values.setdefault("spec", "")
+        values.setdefault("backend", "torch")
+        values.setdefault("epochs", DEFAULT_EPOCHS)
+        values.setdefault("batch_size", DEFAULT_BATCH_SIZE)
+        values.setdefault("task", "classification")
+        return cls(**values)
+
+
+def resolve(spec: Any, backend: str, overrides: Mapping[str, Any] | None = None, *,
+            task: str | None = None) -> Settings:
     """The spec's ``train:`` section with every default filled in and ``overrides`` applied.
 
-    ``overrides`` are CLI-style: epochs, batch_size, lr, seed, device, limit, ensemble (None = keep).
-    ``task`` ("classification" or "regression") picks the default metrics when the spec names none.
-    Raises :class:`TrainingError` for combinations the schema cannot rule out.
+    ``overrides`` are CLI-style: epochs, batch_size, lr, seed, device, limit, ensemble,
+    validation_split (None = keep). ``task`` ("classification" or "regression") picks the default
+    metrics when the spec names none. Raises :class:`TrainingError` for combinations the schema
+    cannot rule out; an unknown optimiser, schedule or loss name is an error, never a fallback.
     """
     train = spec.train
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    s: dict = {"spec": spec.name, "backend": backend}
-    s["epochs"] = int(overrides.get("epochs", train.get("epochs", 10)))
-    s["batch_size"] = int(overrides.get("batch_size", train.get("batch_size", 64)))
-    s["optimizer"] = _optimizer(train, overrides.get("lr"))
-    s["lr"] = s["optimizer"]["lr"]
-    s["schedule"] = _schedule(train.get("schedule"), s["lr"])
-    s["early_stopping"] = _early_stopping(train.get("early_stopping"))
-    s["losses"] = _losses(spec, train.get("label_smoothing"))
-    task = task or ("classification" if all(v["type"] in CLASSIFICATION_LOSSES for v in s["losses"].values())
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    optimizer = _optimizer(train, given.get("lr"))
+    losses = _losses(spec, train.get("label_smoothing"))
+    task = task or ("classification" if all(v.type in CLASSIFICATION_LOSSES for v in losses.values())
                     else "regression")
-    s["task"] = task
-    default_metrics = {"classification": ["accuracy"], "regression": ["mae"]}.get(task, ["accuracy", "mae"])
-    s["metrics"] = list(train.get("metrics") or default_metrics)
-    s["top_k"] = int(train.get("top_k", 5))
-    s["gradient_clip"] = train.get("gradient_clip")
-    s["seed"] = int(overrides.get("seed", train.get("seed", 0)))
-    s["ensemble"] = int(overrides.get("ensemble", train.get("ensemble", 1)))
-    s["validation_split"] = float(train.get("validation_split", spec.data.get("validation_split", 0.1)))
-    if "validation_split" in overrides:
-        s["validation_split"] = float(overrides["validation_split"])
-    s["device"] = overrides.get("device", train.get("device", "auto"))
-    if s["device"] not in DEVICES:
-        raise TrainingError(f"unknown device `{s['device']}`; choose one of: {', '.join(DEVICES)}")
-    s["mixed_precision"] = bool(train.get("mixed_precision", False))
-    s["compile"] = bool(train.get("compile", False))
-    s["steps_per_execution"] = train.get("steps_per_execution", "auto")
-    s["limit"] = overrides.get("limit", spec.data.get("limit"))
-    monitor_ok = _monitor_names(s)
-    for where, item in (("early_stopping", s["early_stopping"]), ("schedule", s["schedule"])):
-        if item and item.get("monitor") and item["monitor"] not in monitor_ok:
-            raise TrainingError(f"train.{where}.monitor `{item['monitor']}` is not a logged value; "
+    default_metrics = {"classification": ("accuracy",), "regression": ("mae",)}.get(task, ("accuracy", "mae"))
+    metrics = tuple(train.get("metrics") or default_metrics)
+    for metric in metrics:
+        if metric not in METRICS:
+            raise TrainingError(f"unknown metric `{metric}`; choose one of: {', '.join(METRICS)}")
+    device = str(given.get("device", train.get("device", "auto")))
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise TrainingError(f"unknown device `{device}`; choose one of: {', '.join(DEVICES)}")
+    validation_split = float(given.get("validation_split", spec_validation_split(spec)))
+    settings = Settings(
+        spec=spec.name,
+        backend=backend,
+        epochs=int(given.get("epochs", train.get("epochs", DEFAULT_EPOCHS))),
+        batch_size=int(given.get("batch_size", train.get("batch_size", DEFAULT_BATCH_SIZE))),
+        optimizer=optimizer,
+        schedule=_schedule(train.get("schedule"), optimizer.lr),
+        early_stopping=_early_stopping(train.get("early_stopping")),
+        losses=losses,
+        task=task,
+        metrics=metrics,
+        top_k=int(train.get("top_k", DEFAULT_TOP_K)),
+        gradient_clip=train.get("gradient_clip"),
+        seed=int(given.get("seed", train.get("seed", 0))),
+        ensemble=int(given.get("ensemble", train.get("ensemble", 1))),
+        validation_split=validation_split,
+        device=device,
+        mixed_precision=bool(train.get("mixed_precision", False)),
+        compile=bool(train.get("compile", False)),
+        steps_per_execution=train.get("steps_per_execution", "auto"),
+        limit=given.get("limit", spec.data.get("limit")),
+        overrides=tuple(getattr(spec, "overrides", ()) or ()),
+    )
+    monitor_ok = monitor_names(settings)
+    watched = (("early_stopping", settings.early_stopping.monitor if settings.early_stopping else None),
+               ("schedule", settings.schedule.options.get("monitor")))
+    for where, monitor in watched:
+        if monitor and monitor not in monitor_ok:
+            raise TrainingError(f"train.{where}.monitor `{monitor}` is not a logged value; "
                                 f"choose one of: {', '.join(monitor_ok)}")
-    return s
+    return settings
 
 
-def _optimizer(train: dict, lr_override) -> dict:
-    opt = train.get("optimizer", "adam")
-    opt = {"type": opt} if isinstance(opt, str) else dict(opt)
+def _optimizer(train: Mapping[str, Any], lr_override: float | None) -> OptimizerSettings:
+    given = train.get("optimizer", "adam")
+    opt = {"type": given} if isinstance(given, str) else dict(given)
     kind = opt["type"]
-    extra = set(opt) - OPTIMIZER_KEYS[kind] - {"type", "lr"}
+    if kind not in OPTIMIZERS:
+        raise TrainingError(f"unknown optimizer `{kind}`; choose one of: {', '.join(OPTIMIZERS)}")
+    entry = OPTIMIZERS[kind]
+    extra = set(opt) - set(entry.option_names()) - {"type", "lr"}
     if extra:
         raise TrainingError(f"train.optimizer: {', '.join(sorted(extra))} does not apply to {kind}; "
-                            f"it takes: lr, {', '.join(sorted(OPTIMIZER_KEYS[kind]))}")
-    resolved = {"type": kind, **OPTIMIZER_DEFAULTS[kind]}
-    resolved.update({k: v for k, v in opt.items() if k != "type"})
-    lr = lr_override if lr_override is not None else opt.get("lr", train.get("lr", DEFAULT_LR[kind]))
-    resolved["lr"] = float(lr)
-    return resolved
+                            f"it takes: lr, {', '.join(sorted(entry.option_names()))}")
+    options = entry.defaults()
+    options.update({k: v for k, v in opt.items() if k not in ("type", "lr")})
+    lr = lr_override if lr_override is not None else opt.get("lr", train.get("lr", entry.default_lr))
+    return OptimizerSettings(kind, float(lr), options)
 
 
-def _schedule(schedule, lr: float) -> dict:
+def _schedule(schedule: Mapping[str, Any] | None, lr: float) -> ScheduleSettings:
     if not schedule:
-        return {"type": "constant"}
+        return ScheduleSettings("constant", {})
     kind = schedule["type"]
-    resolved = {"type": kind, **SCHEDULE_DEFAULTS[kind]}
+    if kind not in SCHEDULES:
+        raise TrainingError(f"unknown schedule `{kind}`; choose one of: {', '.join(SCHEDULES)}")
+    entry = SCHEDULES[kind]
+    options = entry.defaults()
     for key, value in schedule.items():
-        if key != "type" and key not in SCHEDULE_DEFAULTS[kind]:
+        if key != "type" and key not in options:
             raise TrainingError(f"train.schedule.{key} does not apply to a `{kind}` schedule; it takes: "
-                                f"{', '.join(SCHEDULE_DEFAULTS[kind]) or 'nothing'}")
-        resolved[key] = value
-    if kind == "one_cycle" and resolved["max_lr"] is None:
-        resolved["max_lr"] = 10 * lr
-    return resolved
+                                f"{', '.join(options) or 'nothing'}")
+        if key != "type":
+            options[key] = value
+    if kind == "one_cycle" and options.get("max_lr") is None:
+        options["max_lr"] = 10 * lr
+    return ScheduleSettings(kind, options)
 
 
-def _early_stopping(value) -> dict | None:
+def _early_stopping(value: Any) -> EarlyStopping | None:
     if value is None or value is False:
         return None
     resolved = dict(EARLY_STOPPING_DEFAULTS)
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         resolved.update(value)
     if resolved["mode"] == "auto":
         resolved["mode"] = monitor_mode(resolved["monitor"])
-    return resolved
+    return EarlyStopping(**resolved)
 
 
 def monitor_mode(name: str) -> str:
@@ -130,26 +297,31 @@ def monitor_mode(name: str) -> str:
     return "max" if "acc" in name else "min"
 
 
-def _losses(spec, label_smoothing) -> dict:
-    losses = {}
+def _losses(spec: Any, label_smoothing: float | None) -> dict[str, LossSettings]:
+    losses: dict[str, LossSettings] = {}
     for head, item in spec.losses().items():
         item = dict(item)
         kind = item["type"]
-        resolved = {"type": kind, "weight": float(item.get("weight", 1.0))}
-        if kind in CLASSIFICATION_LOSSES:
+        if kind not in LOSSES:
+            raise TrainingError(f"unknown loss `{kind}`; choose one of: {', '.join(LOSSES)}")
+        entry = LOSSES[kind]
+        names = entry.option_names()
+        values: dict[str, Any] = {"type": kind, "weight": float(item.get("weight", 1.0))}
+        if "label_smoothing" in names or kind == "sparse_categorical_crossentropy":
             smoothing = item.get("label_smoothing", label_smoothing or 0.0)
             if smoothing and kind == "sparse_categorical_crossentropy":
                 raise TrainingError("label smoothing needs categorical_crossentropy (one-hot targets), "
                                     "not sparse_categorical_crossentropy")
-            resolved["label_smoothing"] = float(smoothing)
-            resolved["from_logits"] = bool(item.get("from_logits", _head_is_linear(spec, head)))
-        if kind == "huber":
-            resolved["delta"] = float(item.get("delta", 1.0))
-        losses[head] = resolved
+            values["label_smoothing"] = float(smoothing)
+        if "from_logits" in names:
+            values["from_logits"] = bool(item.get("from_logits", _head_is_linear(spec, head)))
+        if "delta" in names:
+            values["delta"] = float(item.get("delta", 1.0))
+        losses[head] = LossSettings(**values)
     return losses
 
 
-def _head_is_linear(spec, head: str) -> bool:
+def _head_is_linear(spec: Any, head: str) -> bool:
     """A head whose last layer ends in no softmax/sigmoid outputs logits."""
     node = spec.graph.nodes[spec.graph.heads[head]]
     if node.type in ("softmax", "sigmoid"):
@@ -159,15 +331,16 @@ def _head_is_linear(spec, head: str) -> bool:
     return node.attrs.get("activation") in (None, "linear")
 
 
-def _monitor_names(s: dict) -> list[str]:
+def monitor_names(settings: Settings) -> list[str]:
+    """The values a run logs each epoch (what early stopping and reduce_on_plateau may watch)."""
     names = ["loss", "val_loss"]
-    heads = list(s["losses"])
-    for m in s["metrics"]:
+    heads = list(settings.losses)
+    for m in settings.metrics:
         names += [m, f"val_{m}"]
     if len(heads) > 1:
         for h in heads:
             names += [f"{h}_loss", f"val_{h}_loss"]
-            for m in s["metrics"]:
+            for m in settings.metrics:
                 names += [f"{h}_{m}", f"val_{h}_{m}"]
     return names
 
@@ -176,7 +349,7 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
     return max(1, math.ceil(n_train / batch_size))
 
 
-def versions(backend) -> dict:
+def versions(backend: Any) -> dict[str, str]:
     """Versions of what a run used: nnspec, Python, numpy, the platform and the backend's own."""
     from importlib import metadata
 

@@ -6,10 +6,14 @@ Built by :func:`nnspec.inspect.model.open_runner` through the backend registry; 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from nnspec.inspect.model import BATCH, Scores, normalise_cams, softmax
-from nnspec.inspect.run import InspectedRun
+from nnspec.backends.inspection import BATCH, Scores, normalise_cams, softmax
+
+if TYPE_CHECKING:
+    from nnspec.inspect.run import InspectedRun
 
 
 class KerasRunner:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import math
 import time
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -18,7 +20,7 @@ import numpy as np
 from nnspec.training.control import one_cycle_lr
 from nnspec.training.errors import NonFiniteLoss
 from nnspec.training.metrics import applicable_metrics, one_hot
-from nnspec.training.settings import resolve_device
+from nnspec.training.settings import LossSettings, OptimizerSettings, Settings, resolve_device
 
 EVAL_BATCH = 1024
 CPU_STEPS_PER_EXECUTION = 16
@@ -54,68 +56,80 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         self.total_steps, self.max_lr, self.pct_start = total_steps, max_lr, pct_start
 
     def __call__(self, step):
-        ops = keras.ops
-        step = ops.cast(step, "float32")
-        start = self.max_lr / 25.0
-        end = start / 1e4
-        up = max(1.0, self.pct_start * self.total_steps - 1)
-        down = max(1.0, self.total_steps - 1 - up)
-
-        def cos(a, b, frac):
-            return b + (a - b) / 2.0 * (1.0 + ops.cos(math.pi * frac))
-
-        warm = cos(start, self.max_lr, ops.minimum(step / up, 1.0))
-        anneal = cos(self.max_lr, end, ops.clip((step - up) / down, 0.0, 1.0))
-        return ops.where(step <= up, warm, anneal)
+        step = keras.ops.cast(step, "float32")
+        return one_cycle_lr(step, self.total_steps, self.max_lr, self.pct_start, ops=keras.ops)
 
     def get_config(self):
         return {"total_steps": self.total_steps, "max_lr": self.max_lr, "pct_start": self.pct_start}
 
 
-def _loss(loss: dict):
-    kind = loss["type"]
-    L = keras.losses
-    if kind == "categorical_crossentropy":
-        return L.CategoricalCrossentropy(from_logits=loss["from_logits"], label_smoothing=loss["label_smoothing"])
-    if kind == "sparse_categorical_crossentropy":
-        return L.SparseCategoricalCrossentropy(from_logits=loss["from_logits"])
-    if kind == "binary_crossentropy":
-        return L.BinaryCrossentropy(from_logits=loss["from_logits"], label_smoothing=loss["label_smoothing"])
-    if kind == "mse":
-        return L.MeanSquaredError()
-    if kind == "mae":
-        return L.MeanAbsoluteError()
-    return L.Huber(delta=loss["delta"])
+# loss name (nnspec.choices.LOSSES) -> Keras loss object; categorical cross-entropy gets one-hot targets
+LOSSES: dict[str, Callable[[LossSettings], Any]] = {
+    "categorical_crossentropy": lambda loss: keras.losses.CategoricalCrossentropy(
+        from_logits=loss.from_logits, label_smoothing=loss.label_smoothing),
+    "sparse_categorical_crossentropy": lambda loss: keras.losses.SparseCategoricalCrossentropy(
+        from_logits=loss.from_logits),
+    "binary_crossentropy": lambda loss: keras.losses.BinaryCrossentropy(
+        from_logits=loss.from_logits, label_smoothing=loss.label_smoothing),
+    "mse": lambda loss: keras.losses.MeanSquaredError(),
+    "mae": lambda loss: keras.losses.MeanAbsoluteError(),
+    "huber": lambda loss: keras.losses.Huber(delta=loss.delta),
+}
 
 
-def _metric(name: str, loss: dict, top_k: int):
-    kind = loss["type"]
-    K = keras.metrics
-    if name == "accuracy":
-        if kind == "categorical_crossentropy":
-            return K.CategoricalAccuracy(name="accuracy")
-        if kind == "sparse_categorical_crossentropy":
-            return K.SparseCategoricalAccuracy(name="accuracy")
-        return K.BinaryAccuracy(name="accuracy", threshold=0.0 if loss["from_logits"] else 0.5)
-    if name == "top_k_accuracy":
-        cls = K.TopKCategoricalAccuracy if kind == "categorical_crossentropy" else K.SparseTopKCategoricalAccuracy
-        return cls(k=top_k, name="top_k_accuracy")
-    if name == "mae":
-        return K.MeanAbsoluteError(name="mae")
-    return K.MeanSquaredError(name="mse")
+def _accuracy(loss: LossSettings, top_k: int) -> Any:
+    if loss.type == "categorical_crossentropy":
+        return keras.metrics.CategoricalAccuracy(name="accuracy")
+    if loss.type == "sparse_categorical_crossentropy":
+        return keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    return keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0 if loss.from_logits else 0.5)
 
 
-def _optimizer(opt: dict, clip, lr):
-    opts = keras.optimizers
-    common = {"learning_rate": lr, "global_clipnorm": clip}
-    wd = opt.get("weight_decay") or None
-    kind = opt["type"]
-    if kind in ("adam", "adamw"):
-        cls = opts.AdamW if kind == "adamw" else opts.Adam
-        return cls(beta_1=opt["beta_1"], beta_2=opt["beta_2"], epsilon=opt["epsilon"], weight_decay=wd, **common)
-    if kind == "sgd":
-        return opts.SGD(momentum=opt["momentum"], nesterov=opt["nesterov"], weight_decay=wd, **common)
-    return opts.RMSprop(rho=opt["rho"], momentum=opt["momentum"], epsilon=opt["epsilon"], weight_decay=wd, **common)
+def _top_k(loss: LossSettings, top_k: int) -> Any:
+    if loss.type == "categorical_crossentropy":
+        return keras.metrics.TopKCategoricalAccuracy(k=top_k, name="top_k_accuracy")
+    return keras.metrics.SparseTopKCategoricalAccuracy(k=top_k, name="top_k_accuracy")
+
+
+# metric name (nnspec.choices.METRICS) -> Keras metric object for a head with that loss
+METRICS: dict[str, Callable[[LossSettings, int], Any]] = {
+    "accuracy": _accuracy,
+    "top_k_accuracy": _top_k,
+    "mae": lambda loss, top_k: keras.metrics.MeanAbsoluteError(name="mae"),
+    "mse": lambda loss, top_k: keras.metrics.MeanSquaredError(name="mse"),
+}
+
+
+def _adam(opt: OptimizerSettings, common: dict) -> Any:
+    o = opt.options
+    cls = keras.optimizers.AdamW if opt.type == "adamw" else keras.optimizers.Adam
+    return cls(beta_1=o["beta_1"], beta_2=o["beta_2"], epsilon=o["epsilon"], weight_decay=o["weight_decay"] or None,
+               **common)
+
+
+# optimiser name (nnspec.choices.OPTIMIZERS) -> Keras optimiser (``common``: learning rate, clipping)
+OPTIMIZERS: dict[str, Callable[[OptimizerSettings, dict], Any]] = {
+    "adam": _adam,
+    "adamw": _adam,
+    "sgd": lambda opt, common: keras.optimizers.SGD(
+        momentum=opt.options["momentum"], nesterov=opt.options["nesterov"],
+        weight_decay=opt.options["weight_decay"] or None, **common),
+    "rmsprop": lambda opt, common: keras.optimizers.RMSprop(
+        rho=opt.options["rho"], momentum=opt.options["momentum"], epsilon=opt.options["epsilon"],
+        weight_decay=opt.options["weight_decay"] or None, **common),
+}
+
+
+def _loss(loss: LossSettings) -> Any:
+    return LOSSES[loss.type](loss)
+
+
+def _metric(name: str, loss: LossSettings, top_k: int) -> Any:
+    return METRICS[name](loss, top_k)
+
+
+def _optimizer(opt: OptimizerSettings, clip: float | None, lr: Any) -> Any:
+    return OPTIMIZERS[opt.type](opt, {"learning_rate": lr, "global_clipnorm": clip})
 
 
 class Loop:
@@ -123,21 +137,21 @@ class Loop:
 
     optimizer_ext = "npz"
 
-    def __init__(self, spec, settings: dict, train, val, augment=None):
+    def __init__(self, spec, settings: Settings, train, val, augment=None):
         from nnspec.backends import get_backend
 
         self.spec, self.settings = spec, settings
         self.backend = get_backend("keras")
         self.heads = list(spec.graph.heads)
         self.augment = augment
-        self.scope = _device_scope(settings["device"])
-        keras.utils.set_random_seed(settings["seed"])
+        self.scope = _device_scope(settings.device)
+        keras.utils.set_random_seed(settings.seed)
         policy = keras.mixed_precision.global_policy().name
-        if settings.get("mixed_precision") and settings["device"] == "cuda":
+        if settings.mixed_precision and settings.device == "cuda":
             keras.mixed_precision.set_global_policy("mixed_bfloat16")
         try:
             with self.scope:
-                self.model = self.backend.build(spec, seed=settings["seed"])
+                self.model = self.backend.build(spec, seed=settings.seed)
         finally:
             keras.mixed_precision.set_global_policy(policy)
         if train is None:
@@ -145,37 +159,38 @@ class Loop:
         self.n = len(train)
         self.x, self.y = train.x, self._targets(train.y)
         self.val = (val.x, self._targets(val.y)) if val is not None else None
-        self.steps = math.ceil(self.n / settings["batch_size"])
-        spe = settings.get("steps_per_execution", "auto")
+        self.steps = math.ceil(self.n / settings.batch_size)
+        spe = settings.steps_per_execution
         if spe == "auto":
-            spe = 1 if settings["device"] == "cuda" else CPU_STEPS_PER_EXECUTION
+            spe = 1 if settings.device == "cuda" else CPU_STEPS_PER_EXECUTION
         self.steps_per_execution = max(1, min(int(spe), self.steps))
-        self.per_step_lr = settings["schedule"]["type"] == "one_cycle"
-        lr = (OneCycle(self.steps * settings["epochs"], settings["schedule"]["max_lr"],
-                       settings["schedule"].get("pct_start", 0.3)) if self.per_step_lr else settings["lr"])
-        losses = settings["losses"]
+        self.per_step_lr = settings.schedule.per_step
+        schedule = settings.schedule.options
+        lr = (OneCycle(self.steps * settings.epochs, schedule["max_lr"], schedule.get("pct_start", 0.3))
+              if self.per_step_lr else settings.lr)
+        losses = settings.losses
         with self.scope:
             self.model.compile(
-                optimizer=_optimizer(settings["optimizer"], settings.get("gradient_clip"), lr),
+                optimizer=_optimizer(settings.optimizer, settings.gradient_clip, lr),
                 loss={h: _loss(losses[h]) for h in self.heads} if len(self.heads) > 1 else _loss(losses[self.heads[0]]),
-                loss_weights={h: losses[h]["weight"] for h in self.heads} if len(self.heads) > 1 else None,
+                loss_weights={h: losses[h].weight for h in self.heads} if len(self.heads) > 1 else None,
                 metrics=self._metrics(),
                 steps_per_execution=self.steps_per_execution,
-                jit_compile=True if settings.get("compile") else "auto",
+                jit_compile=True if settings.compile else "auto",
             )
 
     def _metrics(self):
         s = self.settings
-        per_head = {h: [_metric(m, s["losses"][h], s["top_k"]) for m in applicable_metrics(s, h)] for h in self.heads}
+        per_head = {h: [_metric(m, s.losses[h], s.top_k) for m in applicable_metrics(s, h)] for h in self.heads}
         return per_head if len(self.heads) > 1 else per_head[self.heads[0]]
 
     def _targets(self, ys: dict) -> dict:
         """Canonical targets -> what Keras's losses take (one-hot for categorical cross-entropy)."""
         out = {}
         for head in self.heads:
-            loss = self.settings["losses"][head]
+            loss = self.settings.losses[head]
             y = ys[head]
-            if loss["type"] == "categorical_crossentropy":
+            if loss.type == "categorical_crossentropy":
                 k = self.spec.analysis.nodes[self.spec.graph.heads[head]].output_shape[-1]
                 y = one_hot(y, k)
             out[head] = y
@@ -188,19 +203,19 @@ class Loop:
         return y if len(y) > 1 else next(iter(y.values()))
 
     def fit(self, start: int, end: int, epochs) -> None:
-        from nnspec.training.run import epoch_seed
+        from nnspec.training.control import epoch_seed
 
         s = self.settings
         bridge = _Bridge(self, epochs)
         val = (self._x(self.val[0]), self._y(self.val[1])) if self.val is not None else None
-        kwargs = {"batch_size": s["batch_size"], "validation_data": val, "verbose": 0, "callbacks": [bridge],
-                  "validation_batch_size": max(s["batch_size"], EVAL_BATCH), "shuffle": True}
+        kwargs = {"batch_size": s.batch_size, "validation_data": val, "verbose": 0, "callbacks": [bridge],
+                  "validation_batch_size": max(s.batch_size, EVAL_BATCH), "shuffle": True}
         with self.scope:
             if self.augment is None:
                 self.model.fit(self._x(self.x), self._y(self.y), epochs=end, initial_epoch=start, **kwargs)
                 return
             for epoch in range(start, end):
-                x = self.augment(self.x, np.random.default_rng(epoch_seed(s["seed"], epoch)))
+                x = self.augment(self.x, np.random.default_rng(epoch_seed(s.seed, epoch)))
                 x = x if isinstance(x, dict) else {next(iter(self.x)): x}
                 self.model.fit(self._x(x), self._y(self.y), epochs=epoch + 1, initial_epoch=epoch, **kwargs)
                 if bridge.stop:
@@ -230,7 +245,7 @@ class Loop:
         opt = self.model.optimizer
         arrays = {f"{i:04d}": np.asarray(v.value) for i, v in enumerate(opt.variables)}
         buf = io.BytesIO()
-        np.savez(buf, **arrays)
+        np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy stubs type **kwds as allow_pickle
         atomic_write(path, buf.getvalue())
 
     def load_optimizer(self, path: str) -> None:
@@ -255,15 +270,15 @@ class _Bridge(keras.callbacks.Callback):
         self.stop = False
         self.epoch = 0
         self.started = 0.0
-        self.lr = loop.settings["lr"]
+        self.lr = loop.settings.lr
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
         self.epochs.epoch_begin(epoch)
         if self.loop.per_step_lr:
-            self.lr = one_cycle_lr(epoch * self.loop.steps, self.epochs.total_steps,
-                                   self.loop.settings["schedule"]["max_lr"],
-                                   self.loop.settings["schedule"].get("pct_start", 0.3))
+            schedule = self.loop.settings.schedule.options
+            self.lr = one_cycle_lr(epoch * self.loop.steps, self.epochs.total_steps, schedule["max_lr"],
+                                   schedule.get("pct_start", 0.3))
         else:
             self.lr = self.epochs.lr_for_epoch(epoch)
             self.loop.set_lr(self.lr)

@@ -12,6 +12,8 @@ Keras 3 does) recorded in the latest forward pass.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 from torch import nn
@@ -152,7 +154,7 @@ def get_weights(model: SpecModel, spec) -> dict[str, np.ndarray]:
     for node in spec.graph.nodes.values():
         if node.is_input:
             continue
-        module: KerasLayer = model.layers[node.name]
+        module = cast(KerasLayer, model.layers[node.name])
         have = module.keras_weights()
         for p in node_params(spec, node.name):
             out[f"{node.name}/{p.name}"] = have[p.name]
@@ -167,7 +169,7 @@ def set_weights(model: SpecModel, spec, weights: dict[str, np.ndarray]) -> None:
             continue
         mine = {p.name: weights[f"{node.name}/{p.name}"] for p in node_params(spec, node.name)}
         if mine:
-            model.layers[node.name].load_keras_weights(mine)
+            cast(KerasLayer, model.layers[node.name]).load_keras_weights(mine)
 
 
 def layer_counts(model: SpecModel, spec) -> dict[str, tuple[int, int]]:

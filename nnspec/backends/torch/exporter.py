@@ -34,7 +34,7 @@ def _export_onnx(spec, model, args, inputs, output, verify) -> ExportResult:
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter announces its deprecation
-        torch.onnx.export(model, args, buffer, input_names=input_names, output_names=output_names,
+        torch.onnx.export(model, args, buffer, input_names=input_names,  # type: ignore[arg-type]  # a buffer works output_names=output_names,
                           dynamic_axes=dynamic, dynamo=False, opset_version=17)
     data = buffer.getvalue()
     diff = None

@@ -7,11 +7,14 @@ Built by :func:`nnspec.inspect.model.open_runner` through the backend registry; 
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nnspec.inspect.model import BATCH, Scores, normalise_cams, softmax
-from nnspec.inspect.run import InspectedRun
+from nnspec.backends.inspection import BATCH, Scores, normalise_cams, softmax
+
+if TYPE_CHECKING:
+    from nnspec.inspect.run import InspectedRun
 
 
 class TorchRunner:
@@ -62,7 +65,7 @@ class TorchRunner:
     def grad_cam(self, x: np.ndarray, layer: str, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Grad-CAM of ``classes[i]`` for each image: (maps at the input's size in [0, 1], raw maps)."""
         torch = self.torch
-        captured: dict[str, torch.Tensor] = {}
+        captured: dict[str, Any] = {}
 
         def keep(name):
             def hook(module, inputs, output):

@@ -15,14 +15,15 @@ import io
 import math
 import os
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from nnspec.training.errors import NonFiniteLoss
-from nnspec.training.metrics import CATEGORICAL, applicable_metrics
-from nnspec.training.settings import resolve_device
+from nnspec.training.metrics import applicable_metrics
+from nnspec.training.settings import LossSettings, OptimizerSettings, Settings, resolve_device
 
 EPSILON = 1e-7
 EVAL_BATCH = 1024
@@ -43,50 +44,104 @@ def cpu_threads() -> int:
     return max(1, min(torch.get_num_threads(), cores))
 
 
-def head_loss(out: torch.Tensor, y: torch.Tensor, loss: dict) -> torch.Tensor:
-    """One head's mean loss, Keras's formulas (probabilities clipped to [1e-7, 1 - 1e-7])."""
-    kind = loss["type"]
-    out = out.float()
-    if kind in CATEGORICAL:
-        ls = loss.get("label_smoothing", 0.0)
-        if loss.get("from_logits"):
-            return F.cross_entropy(out, y, label_smoothing=ls)
-        logp = torch.log(out.clamp(EPSILON, 1.0 - EPSILON))
-        nll = -logp.gather(1, y.unsqueeze(1)).squeeze(1)
-        if ls:
-            nll = (1.0 - ls) * nll - (ls / out.shape[-1]) * logp.sum(dim=1)
-        return nll.mean()
-    if kind == "binary_crossentropy":
-        ls = loss.get("label_smoothing", 0.0)
-        target = y * (1.0 - ls) + 0.5 * ls if ls else y
-        if loss.get("from_logits"):
-            return F.binary_cross_entropy_with_logits(out, target)
-        p = out.clamp(EPSILON, 1.0 - EPSILON)
-        return -(target * torch.log(p) + (1.0 - target) * torch.log1p(-p)).mean()
-    if kind == "mse":
-        return F.mse_loss(out, y)
-    if kind == "mae":
-        return F.l1_loss(out, y)
-    if kind == "huber":
-        return F.huber_loss(out, y, delta=loss.get("delta", 1.0))
-    raise ValueError(f"unknown loss {kind}")
+def _cross_entropy(out: torch.Tensor, y: torch.Tensor, loss: LossSettings) -> torch.Tensor:
+    ls = loss.label_smoothing
+    if loss.from_logits:
+        return F.cross_entropy(out, y, label_smoothing=ls)
+    logp = torch.log(out.clamp(EPSILON, 1.0 - EPSILON))
+    nll = -logp.gather(1, y.unsqueeze(1)).squeeze(1)
+    if ls:
+        nll = (1.0 - ls) * nll - (ls / out.shape[-1]) * logp.sum(dim=1)
+    return nll.mean()
 
 
-def _metric_sum(name: str, out: torch.Tensor, y: torch.Tensor, loss: dict, top_k: int) -> torch.Tensor:
-    """Sum over the batch of a per-example metric (mean over elements for mae/mse)."""
-    kind = loss["type"]
-    if name == "accuracy":
-        if kind in CATEGORICAL:
-            return (out.argmax(dim=-1) == y).sum()
-        p = torch.sigmoid(out) if loss.get("from_logits") else out
-        hit = ((p > 0.5) == (y > 0.5)).float()
-        return hit.reshape(len(hit), -1).mean(dim=1).sum()
-    if name == "top_k_accuracy":
-        k = min(top_k, out.shape[-1])
-        return (out.topk(k, dim=-1).indices == y.unsqueeze(1)).any(dim=1).sum()
-    diff = out.float() - y
-    per = diff.abs() if name == "mae" else diff.square()
-    return per.reshape(len(per), -1).mean(dim=1).sum()
+def _binary_cross_entropy(out: torch.Tensor, y: torch.Tensor, loss: LossSettings) -> torch.Tensor:
+    ls = loss.label_smoothing
+    target = y * (1.0 - ls) + 0.5 * ls if ls else y
+    if loss.from_logits:
+        return F.binary_cross_entropy_with_logits(out, target)
+    p = out.clamp(EPSILON, 1.0 - EPSILON)
+    return -(target * torch.log(p) + (1.0 - target) * torch.log1p(-p)).mean()
+
+
+# loss name (nnspec.choices.LOSSES) -> mean loss of one head, Keras's formulas (probabilities clipped
+# to [1e-7, 1 - 1e-7]); targets are canonical (class indices for the categorical losses)
+LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, LossSettings], torch.Tensor]] = {
+    "categorical_crossentropy": _cross_entropy,
+    "sparse_categorical_crossentropy": _cross_entropy,
+    "binary_crossentropy": _binary_cross_entropy,
+    "mse": lambda out, y, loss: F.mse_loss(out, y),
+    "mae": lambda out, y, loss: F.l1_loss(out, y),
+    "huber": lambda out, y, loss: F.huber_loss(out, y, delta=loss.delta),
+}
+
+
+def head_loss(out: torch.Tensor, y: torch.Tensor, loss: LossSettings) -> torch.Tensor:
+    """One head's mean loss (see :data:`LOSSES`)."""
+    return LOSSES[loss.type](out.float(), y, loss)
+
+
+def _accuracy(out: torch.Tensor, y: torch.Tensor, loss: LossSettings, top_k: int) -> torch.Tensor:
+    if loss.class_indices:
+        return (out.argmax(dim=-1) == y).sum()
+    p = torch.sigmoid(out) if loss.from_logits else out
+    hit = ((p > 0.5) == (y > 0.5)).float()
+    return hit.reshape(len(hit), -1).mean(dim=1).sum()
+
+
+def _top_k(out: torch.Tensor, y: torch.Tensor, loss: LossSettings, top_k: int) -> torch.Tensor:
+    k = min(top_k, out.shape[-1])
+    return (out.topk(k, dim=-1).indices == y.unsqueeze(1)).any(dim=1).sum()
+
+
+def _error(square: bool) -> Callable[[torch.Tensor, torch.Tensor, LossSettings, int], torch.Tensor]:
+    def metric(out: torch.Tensor, y: torch.Tensor, loss: LossSettings, top_k: int) -> torch.Tensor:
+        diff = out.float() - y
+        per = diff.square() if square else diff.abs()
+        return per.reshape(len(per), -1).mean(dim=1).sum()
+
+    return metric
+
+
+# metric name (nnspec.choices.METRICS) -> its sum over a batch (mean over elements for mae/mse)
+METRICS: dict[str, Callable[[torch.Tensor, torch.Tensor, LossSettings, int], torch.Tensor]] = {
+    "accuracy": _accuracy,
+    "top_k_accuracy": _top_k,
+    "mae": _error(square=False),
+    "mse": _error(square=True),
+}
+
+
+def _metric_sum(name: str, out: torch.Tensor, y: torch.Tensor, loss: LossSettings, top_k: int) -> torch.Tensor:
+    return METRICS[name](out, y, loss, top_k)
+
+
+def _adam(params: list, opt: OptimizerSettings) -> torch.optim.Optimizer:
+    o = opt.options
+    if opt.type == "adamw" or o["weight_decay"]:
+        return torch.optim.AdamW(params, lr=opt.lr, betas=(o["beta_1"], o["beta_2"]), eps=o["epsilon"],
+                                 weight_decay=o["weight_decay"])
+    return torch.optim.Adam(params, lr=opt.lr, betas=(o["beta_1"], o["beta_2"]), eps=o["epsilon"])
+
+
+def _sgd(params: list, opt: OptimizerSettings) -> torch.optim.Optimizer:
+    o = opt.options
+    return torch.optim.SGD(params, lr=opt.lr, momentum=o["momentum"], nesterov=o["nesterov"])
+
+
+def _rmsprop(params: list, opt: OptimizerSettings) -> torch.optim.Optimizer:
+    o = opt.options
+    return torch.optim.RMSprop(params, lr=opt.lr, alpha=o["rho"], eps=o["epsilon"], momentum=o["momentum"])
+
+
+# optimiser name (nnspec.choices.OPTIMIZERS) -> (factory, decoupled weight decay applied by the loop):
+# Keras's weight decay is decoupled for every optimiser; torch's SGD/RMSprop would couple it.
+OPTIMIZERS: dict[str, tuple[Callable[[list, OptimizerSettings], torch.optim.Optimizer], bool]] = {
+    "adam": (_adam, False),
+    "adamw": (_adam, False),
+    "sgd": (_sgd, True),
+    "rmsprop": (_rmsprop, True),
+}
 
 
 class Loop:
@@ -94,21 +149,21 @@ class Loop:
 
     optimizer_ext = "pt"
 
-    def __init__(self, spec, settings: dict, train, val, augment=None):
+    def __init__(self, spec, settings: Settings, train, val, augment=None):
         from nnspec.backends import get_backend
 
         self.spec, self.settings = spec, settings
         self.backend = get_backend("torch")
-        self.device = torch.device(settings["device"])
+        self.device = torch.device(settings.device)
         torch.set_num_threads(cpu_threads())
-        torch.manual_seed(settings["seed"])
-        self.model = self.backend.build(spec, seed=settings["seed"]).to(self.device)
+        torch.manual_seed(settings.seed)
+        self.model = self.backend.build(spec, seed=settings.seed).to(self.device)
         self.heads = list(spec.graph.heads)
         self.augment = augment
-        self.amp = bool(settings.get("mixed_precision")) and self.device.type == "cuda"
+        self.amp = settings.mixed_precision and self.device.type == "cuda"
         self.forward = self.model
         self.has_penalty = bool(getattr(self.model, "penalties", None) or getattr(self.model, "activity", None))
-        self._plan = None  # (log name, head, metric, loss) per accumulated metric
+        self._plan: list[tuple[str, str, str, LossSettings]] | None = None  # (log name, head, metric, loss)
         if train is None:
             return
         self.train_np = train.x
@@ -116,27 +171,19 @@ class Loop:
         self.y = self._tensors(train.y)
         self.n = len(train)
         self.val = (self._tensors(val.x), self._tensors(val.y), len(val)) if val is not None else None
-        self.optimizer = self._optimizer(settings["optimizer"])
-        if settings.get("compile"):
+        self.optimizer = self._optimizer(settings.optimizer)
+        if settings.compile:
             self.forward = torch.compile(self.model)
 
     # --- setup ---------------------------------------------------------------------------
     def _tensors(self, arrays: dict) -> dict:
         return {k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for k, v in arrays.items()}
 
-    def _optimizer(self, opt: dict):
+    def _optimizer(self, opt: OptimizerSettings) -> torch.optim.Optimizer:
         params = [p for p in self.model.parameters() if p.requires_grad]
-        kind, lr = opt["type"], opt["lr"]
-        self.decoupled_decay = 0.0
-        if kind in ("adam", "adamw"):
-            cls = torch.optim.AdamW if kind == "adamw" or opt["weight_decay"] else torch.optim.Adam
-            kwargs = {"weight_decay": opt["weight_decay"]} if cls is torch.optim.AdamW else {}
-            return cls(params, lr=lr, betas=(opt["beta_1"], opt["beta_2"]), eps=opt["epsilon"], **kwargs)
-        # Keras's weight decay is decoupled for every optimiser; torch's SGD/RMSprop couple it.
-        self.decoupled_decay = float(opt.get("weight_decay") or 0.0)
-        if kind == "sgd":
-            return torch.optim.SGD(params, lr=lr, momentum=opt["momentum"], nesterov=opt["nesterov"])
-        return torch.optim.RMSprop(params, lr=lr, alpha=opt["rho"], eps=opt["epsilon"], momentum=opt["momentum"])
+        factory, decoupled = OPTIMIZERS[opt.type]
+        self.decoupled_decay = float(opt.options.get("weight_decay") or 0.0) if decoupled else 0.0
+        return factory(params, opt)
 
     def _set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
@@ -153,29 +200,30 @@ class Loop:
         return out if isinstance(out, dict) else {self.heads[0]: out}
 
     def _loss(self, outs: dict, ys: dict) -> torch.Tensor:
-        losses = self.settings["losses"]
-        total = None
+        losses = self.settings.losses
+        total: torch.Tensor | None = None
         for head in self.heads:
             value = head_loss(outs[head], ys[head], losses[head])
-            if losses[head]["weight"] != 1.0:
-                value = losses[head]["weight"] * value
+            if losses[head].weight != 1.0:
+                value = losses[head].weight * value
             total = value if total is None else total + value
+        assert total is not None  # a spec has at least one head
         return total
 
     def fit(self, start: int, end: int, epochs) -> None:
-        from nnspec.training.run import epoch_seed
+        from nnspec.training.control import epoch_seed
 
         s = self.settings
-        bs, n = s["batch_size"], self.n
+        bs, n = s.batch_size, self.n
         steps = math.ceil(n / bs)
-        clip = s.get("gradient_clip")
+        clip = s.gradient_clip
         params = [p for p in self.model.parameters() if p.requires_grad]
         on_cpu = self.device.type == "cpu"
         progress = epochs.progress
         for epoch in range(start, end):
             epochs.epoch_begin(epoch)
             started = time.perf_counter()
-            seed = epoch_seed(s["seed"], epoch)
+            seed = epoch_seed(s.seed, epoch)
             torch.manual_seed(seed)  # dropout of this epoch
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(self.device)
             x = self.x
@@ -211,7 +259,7 @@ class Loop:
                     value = loss.item()
                     if not math.isfinite(value):
                         raise NonFiniteLoss(epoch + 1, step + 1, steps, value)
-                else:
+                elif step_losses is not None:
                     step_losses[step] = loss
                     if (step + 1) % GPU_CHECK_EVERY == 0 or step + 1 == steps:
                         self._check_gpu_losses(step_losses, step + 1, epoch, steps)
@@ -249,15 +297,15 @@ class Loop:
         """Add one batch to the epoch's device-side sums (no host sync)."""
         s = self.settings
         if self._plan is None:
-            self._plan = [(self._name(h, m), h, m, s["losses"][h]) for h in self.heads
+            self._plan = [(self._name(h, m), h, m, s.losses[h]) for h in self.heads
                           for m in applicable_metrics(s, h)]
         with torch.no_grad():
             sums["loss"].add_(loss, alpha=nb)
             if len(self.heads) > 1:
                 for head in self.heads:
-                    sums[f"{head}_loss"].add_(head_loss(outs[head], ys[head], s["losses"][head]), alpha=nb)
+                    sums[f"{head}_loss"].add_(head_loss(outs[head], ys[head], s.losses[head]), alpha=nb)
             for key, head, metric, lossdef in self._plan:
-                sums[key] += _metric_sum(metric, outs[head], ys[head], lossdef, s["top_k"])
+                sums[key] += _metric_sum(metric, outs[head], ys[head], lossdef, s.top_k)
 
     @staticmethod
     def _means(sums: dict, n: int) -> dict:
