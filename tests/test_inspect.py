@@ -31,11 +31,9 @@ def test_data(run_dir: str):
     from nnspec.training.rundir import RunDir
 
     run = RunDir.open(run_dir)
-    settings = run.read_json("settings.json")
+    settings = run.read_settings()
     spec = load_run_spec(run, settings)
-    splits = load_data(
-        spec, limit=settings["limit"], seed=settings["seed"], validation_split=settings["validation_split"]
-    )
+    splits = load_data(spec, limit=settings.limit, seed=settings.seed, validation_split=settings.validation_split)
     y = np.asarray(splits.test.y)
     return nnspec.load(spec), np.asarray(splits.test.x), (y.argmax(axis=1) if y.ndim == 2 else y)
 

@@ -62,26 +62,11 @@ def regularizer_factors(value) -> tuple[float, float] | None:
     raise ValueError(f"unknown regularizer {value!r}")
 
 
-def _regularizer_attr(layer_type: str, param: str) -> str | None:
-    leaf = param.rsplit("/", 1)[-1]
-    if layer_type == "depthwise_conv2d" and leaf == "kernel":
-        return "depthwise_regularizer"
-    return {
-        "kernel": "kernel_regularizer",
-        "bias": "bias_regularizer",
-        "recurrent_kernel": "recurrent_regularizer",
-        "embeddings": "embeddings_regularizer",
-        "depthwise_kernel": "depthwise_regularizer",
-        "pointwise_kernel": "pointwise_regularizer",
-        "alpha": "alpha_regularizer",
-    }.get(leaf)
-
-
 def param_regularizers(spec, node) -> dict[str, tuple[float, float]]:
     """Catalog parameter name -> (l1, l2) for the parameters of ``node`` that carry a penalty."""
     out = {}
     for p in node_params(spec, node.name):
-        attr = _regularizer_attr(node.type, p.name)
+        attr = p.regularizer_attr
         factors = regularizer_factors(node.attrs.get(attr)) if attr else None
         if factors and any(factors):
             out[p.name] = factors
@@ -166,23 +151,12 @@ def initialize(name: str, shape, rng: np.random.Generator) -> np.ndarray:
 
 
 def _initializer_of(node, param: Param) -> str:
-    a, leaf = node.attrs, param.name.rsplit("/", 1)[-1]
-    if param.initializer:
-        return param.initializer
-    if leaf == "kernel" and node.type == "depthwise_conv2d":
-        return a.get("depthwise_initializer", "glorot_uniform")
-    return {
-        "kernel": a.get("kernel_initializer", "glorot_uniform"),
-        "bias": a.get("bias_initializer", "zeros"),
-        "recurrent_kernel": a.get("recurrent_initializer", "orthogonal"),
-        "embeddings": a.get("embeddings_initializer", "random_uniform"),
-        "depthwise_kernel": a.get("depthwise_initializer", "glorot_uniform"),
-        "pointwise_kernel": a.get("pointwise_initializer", "glorot_uniform"),
-        "gamma": "ones",
-        "beta": "zeros",
-        "moving_mean": "zeros",
-        "moving_variance": "ones",
-    }.get(leaf, "zeros")
+    """The parameter's own declaration says how it is drawn (see :class:`nnspec.layers.base.Param`)."""
+    name = param.initializer_for(node.attrs)
+    if name is None:
+        raise ValueError(f"layer type `{node.type}` declares parameter `{param.name}` without an initializer: "
+                         "give Param(initializer=...) or initializer_attr= in its param_shapes")
+    return name
 
 
 def plugin_builder(type_name: str, backend: str):

@@ -126,4 +126,5 @@ class PReLU(_ActivationBase):
         return shapes[0]
 
     def param_shapes(self, shapes, a):
-        return [Param("alpha", self._alpha_shape(shapes[0], a), initializer=a["alpha_initializer"])]
+        return [Param("alpha", self._alpha_shape(shapes[0], a), initializer=a["alpha_initializer"],
+                      regularizer_attr="alpha_regularizer")]

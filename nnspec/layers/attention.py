@@ -9,6 +9,7 @@ from nnspec.layers.registry import register
 
 @register
 class MultiHeadAttention(LayerType):
+    call_style = "attention"
     name = "multi_head_attention"
     keras_class = "MultiHeadAttention"
     summary = (

@@ -196,17 +196,64 @@ WEIGHT_ATTRS: dict[str, Attr] = {
 }
 
 
+# Keras's usual weight names -> (fixed initializer, initializer attribute, its default, regularizer attribute)
+CONVENTIONAL_WEIGHTS: dict[str, tuple[str | None, str | None, str | None, str | None]] = {
+    "kernel": (None, "kernel_initializer", "glorot_uniform", "kernel_regularizer"),
+    "bias": (None, "bias_initializer", "zeros", "bias_regularizer"),
+    "recurrent_kernel": (None, "recurrent_initializer", "orthogonal", "recurrent_regularizer"),
+    "embeddings": (None, "embeddings_initializer", "random_uniform", "embeddings_regularizer"),
+    "depthwise_kernel": (None, "depthwise_initializer", "glorot_uniform", "depthwise_regularizer"),
+    "pointwise_kernel": (None, "pointwise_initializer", "glorot_uniform", "pointwise_regularizer"),
+    "gamma": ("ones", None, None, None),
+    "beta": ("zeros", None, None, None),
+    "moving_mean": ("zeros", None, None, None),
+    "moving_variance": ("ones", None, None, None),
+}
+
+
 @dataclass(frozen=True)
 class Param:
-    """One weight tensor of a layer, in Keras's layout and naming."""
+    """One weight tensor of a layer, in Keras's layout and naming, with where its initialiser and
+    regulariser come from.
+
+    The initial values are drawn by ``initializer`` when it is set (a Keras initialiser name, fixed:
+    ``"ones"`` for a batch-norm scale), else by the layer attribute ``initializer_attr`` (default
+    ``default_initializer``). ``regularizer_attr`` names the attribute holding its penalty. The
+    conventional Keras weight names (kernel, bias, recurrent_kernel, embeddings, depthwise_kernel,
+    pointwise_kernel, gamma, beta, moving_mean, moving_variance) fill these in by themselves; any
+    other name must declare them, or building it is an error (never a silent zeros).
+    """
 
     name: str
     shape: tuple[int, ...]
     trainable: bool = True
-    initializer: str | None = None  # set by plugin layers; built-in names map in the backends
+    initializer: str | None = None
+    initializer_attr: str | None = None
+    default_initializer: str | None = None
+    regularizer_attr: str | None = None
     # A fixed initial value from the spec (a number or nested tuples, broadcast to ``shape``), used
     # instead of the initializer: e.g. normalization's mean and variance.
     value: Any = None
+
+    def __post_init__(self) -> None:
+        leaf = self.name.rsplit("/", 1)[-1]
+        known = CONVENTIONAL_WEIGHTS.get(leaf)
+        if known is None or self.initializer or self.initializer_attr:
+            return
+        fixed, attr, default, regularizer = known
+        object.__setattr__(self, "initializer", fixed)  # frozen: fill in the conventional defaults once
+        object.__setattr__(self, "initializer_attr", attr)
+        object.__setattr__(self, "default_initializer", default)
+        if self.regularizer_attr is None:
+            object.__setattr__(self, "regularizer_attr", regularizer)
+
+    def initializer_for(self, attrs: dict) -> str | None:
+        """The Keras initialiser name that draws this parameter for a node with ``attrs``."""
+        if self.initializer:
+            return self.initializer
+        if self.initializer_attr:
+            return attrs.get(self.initializer_attr) or self.default_initializer
+        return self.default_initializer
 
     @property
     def size(self) -> int:
@@ -230,6 +277,9 @@ class LayerType:
     ranks: ClassVar[tuple[int, ...] | None] = None  # accepted input ranks, batch included
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int] = 1
+    # What the backends and the diagram need, declared instead of guessed from the type's name:
+    spatial_rank: ClassVar[int] = 0  # spatial axes a window slides over (conv/pool 1d: 1, 2d: 2), else 0
+    call_style: ClassVar[str] = "single"  # Keras call: "single" tensor, "list" (merges), "attention" (q, v[, k])
     # Attributes whose values are shown in diagrams and summaries of key settings.
     key_attrs: ClassVar[tuple[str, ...]] = ()
     extra: dict = field(default_factory=dict)

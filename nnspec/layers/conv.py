@@ -43,6 +43,10 @@ def _check_channels(layer: str, x):
 class _Conv(LayerType):
     family = "convolution"
     n = 2
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.spatial_rank = cls.n
     key_attrs = ("filters", "kernel_size", "strides", "padding", "activation")
 
     @classmethod
@@ -181,7 +185,8 @@ class DepthwiseConv2D(_Conv):
 
     def param_shapes(self, shapes, a):
         cin, dm = shapes[0][-1], a["depth_multiplier"]
-        params = [Param("kernel", (*as_tuple(a["kernel_size"], 2), cin, dm))]
+        params = [Param("kernel", (*as_tuple(a["kernel_size"], 2), cin, dm), initializer_attr="depthwise_initializer",
+                        default_initializer="glorot_uniform", regularizer_attr="depthwise_regularizer")]
         if a["use_bias"]:
             params.append(Param("bias", (cin * dm,)))
         return params

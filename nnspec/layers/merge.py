@@ -38,6 +38,7 @@ class _Elementwise(LayerType):
     """Element-wise merges; shapes broadcast as in Keras (equal sizes or 1, aligned at the last axis)."""
 
     family = "merge"
+    call_style = "list"
     min_inputs = 2
     max_inputs = 64
 
@@ -100,6 +101,7 @@ class Minimum(_Elementwise):
 
 @register
 class Concatenate(LayerType):
+    call_style = "list"
     name = "concatenate"
     keras_class = "Concatenate"
     summary = "Joins its inputs along an axis (default the last, the channels)."

@@ -11,6 +11,10 @@ from nnspec.layers.shape_utils import as_tuple, conv_output_length
 class _Pool(LayerType):
     family = "pooling"
     n = 2
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.spatial_rank = cls.n
     key_attrs = ("pool_size", "strides", "padding")
     primary = "pool_size"  # every pooling layer, 1-D to 3-D: `- max_pool1d: 2`
 

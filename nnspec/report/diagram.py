@@ -132,7 +132,8 @@ def _window(value, n: int) -> str:
 
 
 def _spatial_rank(layer_type: str) -> int:
-    return 1 if layer_type.endswith("1d") else 2
+    """Axes a layer's window spans, as its catalog entry declares (2 when it has no window)."""
+    return registry.get(layer_type).spatial_rank or 2
 
 
 def _count(n: int) -> str:

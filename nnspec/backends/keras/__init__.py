@@ -241,9 +241,10 @@ def build(spec, seed: int | None = None):
             continue
         layer = _make_layer(spec, node)
         args = [values[i] for i in node.inputs]
-        if registry.get(node.type).family == "merge" or (node.type not in BUILDERS and len(args) > 1):
+        style = registry.get(node.type).call_style
+        if style == "list" or (style == "single" and len(args) > 1):
             values[node.name] = layer(args)
-        elif node.type == "multi_head_attention":
+        elif style == "attention":
             query, value = args[0], args[1] if len(args) > 1 else args[0]
             key = args[2] if len(args) > 2 else None
             values[node.name] = layer(query, value, key=key)
