@@ -21,7 +21,7 @@ PLUGIN = textwrap.dedent('''
         attributes = {"init": Attr("float", "Initial factor.", default=1.0)}
 
         def param_shapes(self, shapes, a):
-            return [Param("scale", (shapes[0][-1],))]
+            return [Param("scale", (shapes[0][-1],), initializer="ones")]
 ''')
 
 SPEC = """

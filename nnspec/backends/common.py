@@ -179,7 +179,10 @@ def initial_weights(spec, seed: int | None) -> dict[str, np.ndarray]:
     for node, seq in zip(nodes, children, strict=True):
         rng = np.random.default_rng(seq)
         for p in node_params(spec, node.name):
-            init = _initializer_of(node, p)
+            try:
+                init = _initializer_of(node, p)
+            except ValueError as exc:
+                raise backend_error(spec, node, str(exc)) from None
             lstm = node.type == "lstm" or (node.type == "bidirectional" and node.attrs.get("layer") == "lstm")
             if p.value is not None:
                 value = np.broadcast_to(np.asarray(p.value, dtype=np.float32), p.shape).copy()

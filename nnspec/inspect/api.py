@@ -151,7 +151,8 @@ def inspect_run(
     spec with its ``weights`` ("best" or "last"; default those the run was scored with).
     Raises :class:`InspectError` with one clear line when the run cannot be inspected.
     """
-    from nnspec.backends.base import available, names
+    from nnspec.backends.base import available
+    from nnspec.backends.base import names as backend_names
     from nnspec.inspect import figures
 
     for name, value, least in (("images", images, 1), ("misclassified", misclassified, 0), ("channels", channels, 1)):
@@ -159,8 +160,8 @@ def inspect_run(
             raise InspectError(f"--{name} must be at least {least} (got {value})")
     if scan is not None and scan < 1:
         raise InspectError(f"--scan must be at least 1 (got {scan})")
-    if backend is not None and backend not in names():
-        raise InspectError(f"unknown backend `{backend}`; choose one of: {', '.join(names())}")
+    if backend is not None and backend not in backend_names():
+        raise InspectError(f"unknown backend `{backend}`; choose one of: {', '.join(backend_names())}")
     run = open_run(run_dir, weights)
     convs, spatial = run.conv_layers(), run.spatial_layers()
     filters_layer = run.layer(filters_layer, "filters", convs[0], convs, "is not a conv2d layer")
@@ -306,7 +307,7 @@ def format_report(result: InspectResult) -> str:
         f"  trained on {result.trained_on}, {result.weights} weights{built}",
     ]
     if result.image_indices is not None:
-        n, right = len(result.image_indices), int((result.image_predictions == result.image_labels).sum())
+        n, right = len(result.image_indices), int(np.sum(np.asarray(result.image_predictions) == result.image_labels))
         lines.append(
             f"  {n} test images for feature maps and Grad-CAM (indices "
             f"{', '.join(map(str, result.image_indices[:8]))}{' ...' if n > 8 else ''}): {right} of {n} correct"

@@ -22,7 +22,9 @@ def _figure(width: float, height: float):
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-    fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, hspace=0.02, wspace=0.02)
+    engine = fig.get_layout_engine()
+    if engine is not None:
+        engine.set(w_pad=0.02, h_pad=0.02, hspace=0.02, wspace=0.02)  # type: ignore[call-arg]
     FigureCanvasAgg(fig)
     return fig
 
