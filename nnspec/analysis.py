@@ -130,8 +130,9 @@ def _unused(graph: Graph, src: Source | None, failed: set[str]) -> list[Diagnost
 
 
 def _bytes(n: int) -> str:
+    value: float = n
     for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
-        if n < 1024:
-            return f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} EB"
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} EB"

@@ -15,6 +15,7 @@ either its ``.gz`` MD5 or the MD5 of its decompressed content is the published o
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 
@@ -169,13 +170,13 @@ def locate(
                 )
             dest = cache_path / f"{name}.gz"
             urls = [u + f"{name}.gz" for u in base_urls(base_url)]
-            download(urls, str(dest), lambda p, n=name: verify_file(n, p), progress=print_progress(f"{name}.gz"))
+            download(urls, str(dest), functools.partial(verify_file, name), progress=print_progress(f"{name}.gz"))
             hit = dest
         found[name] = hit
     return found
 
 
-_MEMO: dict[tuple, tuple[np.ndarray, ...]] = {}
+_MEMO: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
 
 
 def load(

@@ -77,7 +77,7 @@ def decode_idx(
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
     if count is not None and shape[0] != count:
         raise DataError(f"{name} holds {shape[0]:,} items but {count:,} were expected", file=source, hint=fix)
-    dtype = IDX_TYPES[type_code]
+    dtype = np.dtype(IDX_TYPES[type_code])  # type: ignore[call-overload]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     body = len(data) - header
     if body != expected:

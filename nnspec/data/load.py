@@ -332,7 +332,7 @@ def load_data(spec, *, limit: int | None = None, seed: int = 0, validation_split
         out = {k: one(v) for k, v in xs.items()} if isinstance(xs, dict) else one(xs)
         if angle_head:
             angles[name] = random_angles(rngs[name], len(out), rot["range"])
-            out = rotate(out, angles[name])
+            out = rotate(out, angles[name])  # type: ignore[arg-type]  # a rotation spec has one image input
         return out
 
     feats = {name: features(name, xs) for name, (xs, _) in parts.items()}
@@ -383,7 +383,7 @@ def load_data(spec, *, limit: int | None = None, seed: int = 0, validation_split
                 continue
             values = _head_values(spec, ys, h, len(heads))
             if head_tasks[h] == "classification":
-                out[h] = _encode_classes(spec, values, h, shape, head_losses[h], labels_setting, num_classes)
+                out[h] = _encode_classes(spec, values, h, shape, head_losses[h], labels_setting, num_classes or 0)
             else:
                 out[h] = _regression_values(spec, values, h, shape)
         return out[next(iter(heads))] if len(heads) == 1 else out

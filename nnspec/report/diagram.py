@@ -365,8 +365,9 @@ def _build_layers(spec, diagram: Diagram, expand: bool, max_nodes: int) -> None:
         if not node.block or node.block in block_cluster:
             continue
         key = f"block:{node.block}"
-        use = next((u for u in folded_uses if node_name in u.reps[0]), None)
-        if use is not None:
+        found = next((u for u in folded_uses if node_name in u.reps[0]), None)
+        if found is not None:
+            use = found
             per = [sum(infos[n].param_count for n in rep) for rep in use.reps]
             params = f"{_count(per[0])} params each, {_count(sum(per))} in all" if len(set(per)) == 1 \
                 else f"{_params_text(sum(per))} in all"

@@ -114,11 +114,12 @@ def totals_lines(s: Summary) -> list[str]:
 
 
 def human(n: int) -> str:
+    value: float = n
     for unit in ("", "K", "M", "G", "T"):
-        if abs(n) < 1000:
-            return f"{n:.3g}{unit}" if unit else str(n)
-        n /= 1000
-    return f"{n:.3g}P"
+        if abs(value) < 1000:
+            return f"{value:.3g}{unit}" if unit else str(n)
+        value /= 1000
+    return f"{value:.3g}P"
 
 
 def _columns(s: Summary, macs: bool, memory: bool):

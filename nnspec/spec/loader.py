@@ -8,7 +8,7 @@ keys are errors, and aliases cannot blow up (every visited node counts against a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -150,7 +150,7 @@ def format_path(path: Path) -> str:
     return out
 
 
-def _fail(file: str, message: str, code: str, line: int = 0, col: int = 0, text: str = "", hint: str = ""):
+def _fail(file: str, message: str, code: str, line: int = 0, col: int = 0, text: str = "", hint: str = "") -> NoReturn:
     src = text.splitlines()[line - 1] if text and 0 < line <= len(text.splitlines()) else ""
     raise SpecError(Diagnostic(file=file, line=line, column=col, code=code, message=message, hint=hint, source_line=src))
 

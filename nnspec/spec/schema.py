@@ -335,7 +335,7 @@ def layer_item_schema(types: dict) -> dict:
         if name == "input":
             continue
         ref = {"$ref": f"#/$defs/layers/$defs/{name}"}
-        options = [ref, {"type": "null"}]
+        options: list[dict] = [ref, {"type": "null"}]
         main = cls.main_attribute()
         if main:
             shorthand = {"anyOf": [cls.attributes[main].schema(), {"$ref": "#/$defs/expression"}]}
