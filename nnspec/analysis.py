@@ -86,6 +86,13 @@ def analyze(graph: Graph, src: Source | None = None) -> Analysis:
         except ShapeProblem as exc:
             diags.append(node_diagnostic(src, node, exc))
             continue
+        except Exception as exc:
+            if cls.__module__.startswith("nnspec."):
+                raise  # a bug in a built-in rule: let it surface
+            diags.append(node_diagnostic(src, node, ShapeProblem(
+                f"{node.type} (a plugin layer type from {cls.__module__}) failed in its shape rules: "
+                f"{type(exc).__name__}: {str(exc)[:200]}", hint="report it to the plugin's authors")))
+            continue
         info = NodeInfo(out, params, macs, node.trainable)
         infos[node.name] = info
         total += info.param_count

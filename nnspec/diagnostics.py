@@ -53,9 +53,9 @@ class Diagnostic:
         text = f"{self.location()}: {self.severity}:{where} {self.message} [{self.code}]"
         lines = [text]
         if show_source and self.source_line:
-            src = self.source_line.rstrip("\n").expandtabs(1)
+            src, caret = _window(self.source_line.rstrip("\n").expandtabs(1), max(self.column - 1, 0))
             lines.append(f"    {src}")
-            lines.append("    " + " " * max(self.column - 1, 0) + "^")
+            lines.append("    " + " " * caret + "^")
         if self.hint:
             lines.append(f"    hint: {self.hint}")
         return "\n".join(lines)
@@ -71,6 +71,20 @@ class Diagnostic:
             "message": self.message,
             "hint": self.hint,
         }
+
+
+SOURCE_WIDTH = 100  # characters of a source line shown under a message
+
+
+def _window(src: str, caret: int) -> tuple[str, int]:
+    """At most SOURCE_WIDTH characters of ``src`` around ``caret`` (a 60 KB line must not flood the terminal)."""
+    if len(src) <= SOURCE_WIDTH:
+        return src, caret
+    start = max(0, min(caret - SOURCE_WIDTH // 2, len(src) - SOURCE_WIDTH))
+    shown = src[start:start + SOURCE_WIDTH]
+    prefix = "..." if start else ""
+    suffix = "..." if start + SOURCE_WIDTH < len(src) else ""
+    return prefix + shown + suffix, len(prefix) + caret - start
 
 
 def format_all(diagnostics: list[Diagnostic], show_source: bool = True) -> str:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
+from conftest import ROOT
 
 import nnspec
 from nnspec.errors import SpecError
@@ -161,3 +163,158 @@ def test_cli_never_shows_a_traceback(write_spec):
     proc = subprocess.run([sys.executable, "-m", "nnspec", "check", path], capture_output=True, text=True)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "error:" in proc.stderr
+
+
+# --- issue 14: reproducers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("opener,closer", [("[", "]"), ("{a: ", "}")])
+def test_deep_flow_nesting_is_refused_before_the_parser_recurses(tmp_path, opener, closer):
+    """30,000 nested brackets overflowed the C stack in the YAML composer (SIGSEGV, exit 139)."""
+    path = tmp_path / "deep.yaml"
+    path.write_text("a: " + opener * 30000 + closer * 30000)
+    proc = subprocess.run([sys.executable, "-m", "nnspec", "check", str(path)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 1, proc.stderr[-500:]
+    assert "nests deeper than 64 levels" in proc.stderr and "Traceback" not in proc.stderr
+    assert max(len(line) for line in proc.stderr.splitlines()) < 200  # the 60 KB line is shown as a window
+    with pytest.raises(SpecError, match="nests deeper"):
+        nnspec.load(str(path))
+
+
+def test_deep_block_nesting_is_refused(write_spec):
+    path = write_spec("".join(" " * i + "- \n" for i in range(1500)))
+    d = nnspec.check(path)[0]
+    assert d.code == "limit" and d.line == 65
+
+
+EXPRESSIONS = [
+    ("${round(1, -10**18)}", "digit count"),
+    ("${s * 10**10}", "needs numbers"),
+    ("${s + s}", "needs numbers"),
+    ("${2 ** 10 ** 10}", "too large"),
+    ("${10 ** 18 * 10 ** 18}", "too large"),
+    ("${(10 ** 9) ** (10 ** 9)}", "too large"),
+    ("${1e308 * 10}", "too large"),
+    ("${max(1)}", ""),
+    ("${0 ** -1}", "division by zero"),
+    ("${1 % 0}", "division by zero"),
+    ("${min(*[1])}", "not allowed"),
+    ("${int(s)}", "needs numbers"),
+    ("${" + "-" * 90 + "1}", ""),
+    ("${" + "-" * 190 + "1}", "too complex"),
+    ("${" + "(" * 99 + "1" + ")" * 99 + "}", ""),
+]
+
+
+@pytest.mark.parametrize("expr,fragment", EXPRESSIONS, ids=range(len(EXPRESSIONS)))
+def test_expressions_are_bounded_in_time_size_and_magnitude(expr, fragment):
+    from nnspec.spec.expr import ExpressionError, evaluate
+
+    start = time.perf_counter()
+    try:
+        result = evaluate(expr, {"s": "abc", "lst": [1, 2]})
+    except ExpressionError as exc:
+        assert fragment and fragment in str(exc), str(exc)
+    else:
+        assert not fragment, f"{expr} gave {result!r}"
+        assert isinstance(result, (int, float)) and abs(result) <= 10**18
+    assert time.perf_counter() - start < 0.5
+
+
+def test_repeat_of_a_block_in_error_is_not_expanded(write_spec):
+    text = """
+inputs: {x: {shape: [4]}}
+blocks:
+  bad: {params: {w: 4}, layers: [dense: {units: "${w * nope}"}]}
+encoder:
+  - block: {use: bad, repeat: 90000}
+"""
+    start = time.perf_counter()
+    diags = nnspec.check(write_spec(text))
+    assert time.perf_counter() - start < 2.0
+    assert [d.code for d in diags] == ["expression"]
+
+
+def test_nested_repeats_are_bounded(write_spec):
+    text = """
+inputs: {x: {shape: [4]}}
+blocks:
+  inner: {layers: [dense: 4]}
+  outer: {layers: [block: {use: inner, repeat: 1000}]}
+encoder:
+  - block: {use: outer, repeat: 1000}
+"""
+    start = time.perf_counter()
+    diags = nnspec.check(write_spec(text))
+    assert time.perf_counter() - start < 10.0
+    assert diags and diags[0].code == "size"
+
+
+def test_whole_number_float_gets_a_hint(write_spec):
+    d = nnspec.check(write_spec("inputs: {x: {shape: [4]}}\nencoder:\n  - dense: {units: 10.0}\n"))[0]
+    assert d.code == "type" and "(got 10.0)" in d.message and d.hint.startswith("write 10")
+    d = nnspec.check(write_spec("inputs: {x: {shape: [4]}}\ntrain: {epochs: 3.0}\nencoder:\n  - dense: 2\n"))[0]
+    assert d.code == "type" and "epochs" in d.message
+
+
+def test_symbolic_dimension_into_same_padding_is_fine(write_spec):
+    text = "inputs: {x: {shape: [n, 28, 1]}}\nencoder:\n  - conv2d: {filters: 4, kernel_size: 3, padding: same}\n"
+    assert nnspec.check(write_spec(text)) == []
+
+
+def test_huge_input_dimension_is_refused_before_any_arithmetic(write_spec, capsys):
+    from nnspec.cli.main import main
+
+    path = write_spec("inputs: {x: {shape: [1" + "0" * 400 + "]}}\nencoder:\n  - dense: 1\n")
+    assert main(["summary", "--memory", path]) == 1
+    err = capsys.readouterr().err
+    assert "401 digits is too large" in err and "internal error" not in err
+
+
+PLUGINS = {
+    "broken_layers": "raise ImportError('no module named tensorflow_addons')\n",
+    "clash_layers": textwrap.dedent('''
+        from nnspec.layers import LayerType
+        class Dense(LayerType):
+            name = "dense"
+            keras_class = "Dense"
+        class Twice(LayerType):
+            name = "twice"
+            keras_class = "Twice"
+    '''),
+    "other_layers": "from nnspec.layers import LayerType\nclass Twice(LayerType):\n    name = 'twice'\n    keras_class = 'T'\n",
+    "not_a_layer": "THING = 42\n",
+}
+
+
+def test_broken_and_colliding_plugins_warn_once_and_the_rest_works(tmp_path):
+    entries = {
+        "broken_layers": "thing = broken_layers:Thing",
+        "clash_layers": "dense = clash_layers:Dense\ntwice = clash_layers:Twice",
+        "other_layers": "twice = other_layers:Twice",
+        "not_a_layer": "thing = not_a_layer:THING",
+    }
+    for module, source in PLUGINS.items():
+        (tmp_path / f"{module}.py").write_text(source)
+        dist = tmp_path / f"{module}-0.1.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 0.1\n")
+        (dist / "entry_points.txt").write_text(f"[nnspec.layers]\n{entries[module]}\n")
+    spec = tmp_path / "s.yaml"
+    spec.write_text("inputs: {x: {shape: [4]}}\nencoder:\n  - dens: 3\n  - twice\n")
+    env = {"PYTHONPATH": f"{tmp_path}:{ROOT}", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-m", "nnspec", "check", str(spec)], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 4, proc.stderr
+    assert any("broken-layers" in w and "failed to load" in w for w in warnings)
+    assert any("clash-layers" in w and "`dense`" in w and "built-in" in w for w in warnings)
+    assert any("`twice`" in w and "another plugin" in w for w in warnings)
+    assert any("not-a-layer" in w and "not a LayerType" in w for w in warnings)
+    assert "unknown layer type `dens`" in proc.stderr and "did you mean `dense`" in proc.stderr
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "nnspec", "layers"], capture_output=True, text=True, cwd=ROOT,
+                          env=env, timeout=120)
+    assert proc.returncode == 0 and "twice" in proc.stdout and "conv2d" in proc.stdout, proc.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 # command -> (module, one-line help). The registry is explicit.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -62,7 +63,9 @@ def main(argv: list[str] | None = None, out=None, err=None) -> int:
     from nnspec.errors import SpecError, UserError
 
     try:
-        return int(module.run(args, out, err) or 0)
+        with warnings.catch_warnings():
+            _plain_warnings(err)
+            return int(module.run(args, out, err) or 0)
     except SpecError as exc:
         from nnspec.cli.common import print_diagnostics
 
@@ -84,6 +87,21 @@ def main(argv: list[str] | None = None, out=None, err=None) -> int:
         print(f"internal error: {type(exc).__name__}: {exc} (this is a bug in nnspec; rerun with NNSPEC_DEBUG=1 "
               "and report it)", file=err)
         return 2
+
+
+def _plain_warnings(err) -> None:
+    """Show nnspec's own warnings (e.g. a broken layer plugin) as one `warning: ...` line, once each."""
+    from nnspec.layers.registry import PluginWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, PluginWarning):
+            print(f"warning: {message}", file=err)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 def entry() -> None:

@@ -24,7 +24,7 @@ def _spatial_out(layer: str, x, a, n: int, transpose: bool = False):
             out.append(deconv_output_length(length, k, s, a["padding"], op, d))
             continue
         length_out = conv_output_length(length, k, s, a["padding"], d)
-        if length_out is not None and length_out <= 0:
+        if known(length_out) and length_out <= 0:
             raise ShapeProblem(
                 f"{layer} kernel_size {list(kernel)} leaves no output: the input {format_shape(x)} is only "
                 f"{length} wide on spatial axis {i + 1} with padding '{a['padding']}'",

@@ -47,8 +47,17 @@ def _load_builtins() -> None:
         _loaded = True
 
 
+class PluginWarning(UserWarning):
+    """A layer plugin could not be used; nnspec goes on without it."""
+
+
 def load_plugins() -> list[str]:
-    """Register layer types from installed plugins; returns the names they added."""
+    """Register layer types from installed plugins; returns the names they added.
+
+    Plugins are other people's code: one that fails to import, names something that is not a
+    LayerType, or collides with a built-in or another plugin's name is skipped with one
+    :class:`PluginWarning` naming its package, and the rest of the catalog works as before.
+    """
     global _plugins_loaded
     _load_builtins()
     if _plugins_loaded:
@@ -57,11 +66,69 @@ def load_plugins() -> list[str]:
     from importlib.metadata import entry_points
 
     before = set(_REGISTRY)
-    for ep in entry_points(group="nnspec.layers"):
-        cls = ep.load()
-        if isinstance(cls, type) and issubclass(cls, LayerType):
-            register(cls)
+    try:
+        found = list(entry_points(group="nnspec.layers"))
+    except Exception as exc:  # broken package metadata somewhere on the path
+        _plugin_warning(f"could not list layer plugins: {type(exc).__name__}: {exc}")
+        return []
+    for ep in found:
+        where = f"layer plugin `{ep.name} = {ep.value}`" + (f" from package {_package(ep)}" if _package(ep) else "")
+        try:
+            cls = ep.load()
+        except (Exception, SystemExit) as exc:
+            _plugin_warning(f"{where} failed to load ({type(exc).__name__}: {_first_line(exc)}); it is skipped")
+            continue
+        problem = _plugin_problem(cls)
+        if problem:
+            _plugin_warning(f"{where} {problem}; it is skipped")
+            continue
+        taken = [n for n in (cls.name, *cls.aliases) if n in _REGISTRY or n in _ALIASES]
+        if taken:
+            owner = _REGISTRY.get(taken[0]) or _REGISTRY.get(_ALIASES.get(taken[0], ""))
+            by = "a built-in layer type" if owner and owner.__module__.startswith("nnspec.") else "another plugin"
+            _plugin_warning(f"{where} defines `{taken[0]}`, which {by} already uses; it is skipped")
+            continue
+        register(cls)
     return sorted(set(_REGISTRY) - before)
+
+
+def _plugin_problem(cls) -> str:
+    """Why a plugin's class cannot be a layer type ('' when it can)."""
+    import re
+
+    if not (isinstance(cls, type) and issubclass(cls, LayerType)):
+        return "is not a LayerType subclass"
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        return "has no valid `name` (lower-case letters, digits and _)"
+    if not isinstance(getattr(cls, "keras_class", None), str) or not cls.keras_class:
+        return "has no `keras_class` (the Keras class name its layers get)"
+    if not isinstance(cls.aliases, tuple) or not all(isinstance(a, str) for a in cls.aliases):
+        return "has `aliases` that are not a tuple of names"
+    try:
+        cls.schema()
+        cls.auto_name()
+        cls.defaults()
+    except Exception as exc:
+        return f"has unusable attributes ({type(exc).__name__}: {_first_line(exc)})"
+    return ""
+
+
+def _package(ep) -> str:
+    dist = getattr(ep, "dist", None)
+    name = getattr(dist, "name", None) if dist is not None else None
+    return str(name) if name else ""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else "no message"
+
+
+def _plugin_warning(message: str) -> None:
+    import warnings
+
+    warnings.warn(message, PluginWarning, stacklevel=3)
 
 
 def canonical(name: str) -> str | None:

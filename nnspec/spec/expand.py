@@ -25,9 +25,9 @@ from nnspec.layers import registry, rules
 from nnspec.spec.expr import ExpressionError, Tensor, evaluate, has_template, interpolate, is_expression, truth
 from nnspec.spec.graph import Graph, Node, node_diagnostic
 from nnspec.spec.loader import Source, format_path
-from nnspec.spec.validate import validate_layer, validate_skeleton
+from nnspec.spec.validate import is_huge, validate_block_use, validate_layer, validate_skeleton
 
-MAX_LAYERS = 100_000
+MAX_LAYERS = 10_000  # ResNet-152 has ~500; 10,000 still checks in well under a second
 MAX_NESTING = 32  # blocks inside blocks; deeper is a generated or hostile spec (and would exhaust the stack)
 # Names an expression gets from the expander; vars and block parameters cannot take them.
 RESERVED = ("input", "prev", "repeat_index", "block_index", "block_count")
@@ -53,6 +53,7 @@ class _BlockCtx:
     @property
     def note(self) -> str:
         return f" (in block `{self.name}` used at {format_path(self.use_path)})"
+MAX_ITEMS = 4 * MAX_LAYERS  # layer items visited while expanding, failed ones included
 
 
 class _Expander:
@@ -72,6 +73,7 @@ class _Expander:
         self.shapes: dict[str, tuple] = {}  # inferred on demand, when an expression reads a shape
         self.shape_failed: set[str] = set()
         self.env = self._vars()
+        self.items_seen = 0  # bounds the work even when every expanded layer fails
 
     # -- helpers ----------------------------------------------------------------------------
     def error(self, path, message, code, hint="", key=False, shown=None):
@@ -220,6 +222,11 @@ class _Expander:
         for i, item in enumerate(items):
             path = (*base, i)
             is_last = i == len(items) - 1
+            self.items_seen += 1
+            if self.items_seen > MAX_ITEMS:
+                self.error(path, f"the spec expands to more than {MAX_ITEMS:,} layer items", "size",
+                           hint="lower `repeat`, or nest fewer repeated blocks")
+                raise SpecError(self.diags)
             if isinstance(item, dict) and len(item) == 1 and "block" in item:
                 prev = self._block_use(item["block"], (*path, "block"), section, prev, scope, env, block)
                 continue
@@ -370,6 +377,8 @@ class _Expander:
                            shown=path)
                 return None
             if prev is None:
+                if not self.graph.inputs:
+                    return None  # `inputs:` itself is broken, and reported
                 names = ", ".join(self.graph.inputs)
                 self.error(attrs_path, f"this spec has several inputs ({names}); say which one this layer reads "
                            f"with `inputs:`{note}", "missing", shown=path)
@@ -462,6 +471,10 @@ class _Expander:
         if not isinstance(use, dict) or not isinstance(use.get("use"), str):
             self.error(path, "a block is used as `- block: {use: NAME, repeat: N, with: {...}}`", "type")
             return prev
+        problems = validate_block_use(use, self.src, path)
+        if problems:
+            self.diags.extend(problems)
+            return prev
         blocks = self.data.get("blocks") or {}
         name = use["use"]
         if name not in blocks or not isinstance(blocks[name], dict):
@@ -483,6 +496,8 @@ class _Expander:
                 hint = did_you_mean(key, BLOCK_USE_KEYS) or f"allowed: {', '.join(BLOCK_USE_KEYS)}"
                 self.error((*path, key), f"a block use has no key `{key}`", "unknown-key", hint, key=True)
         definition = blocks[name]
+        if not definition.get("layers"):
+            return prev  # an empty block was reported where it is defined; nothing to expand
         params = dict(definition.get("params") or {})
         given = use.get("with") or {}
         if not isinstance(given, dict):
@@ -511,9 +526,10 @@ class _Expander:
             self.expression_error(exc, (*path, "repeat"), f"repeat: {exc}{note}")
             return prev
         if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
-            self.error((*path, "repeat"), f"`repeat` must be an integer >= 1 (got {repeat!r}){note}", "value")
+            shown = repeat if isinstance(repeat, (int, float, bool)) else type(repeat).__name__
+            self.error((*path, "repeat"), f"`repeat` must be an integer >= 1 (got {shown!r}){note}", "value")
             return prev
-        if repeat * len(definition.get("layers") or []) > MAX_LAYERS:
+        if repeat > MAX_LAYERS or repeat * max(len(definition.get("layers") or []), 1) > MAX_LAYERS:
             self.error((*path, "repeat"), f"repeat {repeat:,} would create more than {MAX_LAYERS:,} layers", "size")
             return prev
         if use.get("inputs") is not None:
@@ -528,6 +544,7 @@ class _Expander:
             prev = target
         label_base = use.get("name") if isinstance(use.get("name"), str) else name
         for r in range(repeat):
+            errors_before = len(self.diags)
             index = self.block_index.get(name, 0)
             self.block_index[name] = index + 1
             counters = {"repeat_index": r, "block_index": index}
@@ -576,6 +593,8 @@ class _Expander:
                                     env=inner_env)
             finally:
                 self.block_stack.pop()
+            if len(self.diags) > errors_before:
+                break  # the block is in error: repeating it would only repeat the same errors
         if isinstance(use.get("name"), str):
             self._bind_use_name(use["name"], prev, path, scope, outer, note)
         return prev
@@ -616,14 +635,15 @@ def _sane(data: dict) -> dict:
             out[key] = value
         elif key == "inputs" and isinstance(value, dict):
             out[key] = {k: v for k, v in value.items() if isinstance(v, dict) and isinstance(v.get("shape"), list)
-                        and all(isinstance(d, (int, str)) or d is None for d in v["shape"])}
+                        and all((isinstance(d, (int, str)) and not is_huge(d)) or d is None for d in v["shape"])}
         elif key == "heads" and isinstance(value, dict):
             out[key] = {k: v for k, v in value.items() if isinstance(v, list)}
         elif key == "blocks" and isinstance(value, dict):
             out[key] = {k: v for k, v in value.items() if isinstance(v, dict) and isinstance(v.get("layers"), list)
                         and isinstance(v.get("params") or {}, dict)}
         elif key == "vars" and isinstance(value, dict):
-            out[key] = value
+            # only usable values: a list or mapping var was reported and must not feed expressions
+            out[key] = {k: v for k, v in value.items() if isinstance(v, (int, float, str, bool)) and not is_huge(v)}
         elif key == "loss" and isinstance(value, (str, dict)):
             out[key] = value
         elif key == "name" and isinstance(value, str):

@@ -14,6 +14,11 @@ What an expression may use:
 
 Nothing is ever passed to ``eval``: the text is parsed with :mod:`ast` and only the node kinds
 above are interpreted; everything else is refused with an :class:`ExpressionError`.
+
+Every evaluation is bounded, because specs may come from anyone: the source is at most
+``MAX_SOURCE`` characters and ``MAX_NODES`` syntax nodes, every number (constant, intermediate or
+result) must be finite and within ``MAX_MAGNITUDE``, powers are checked *before* they are computed,
+and ``round``'s digit count is limited. No other exception than ExpressionError escapes.
 """
 
 from __future__ import annotations
@@ -56,6 +61,9 @@ _PLAIN = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
 _BRACED = re.compile(r"^\$\{(.*)\}$", re.S)
 _PART = re.compile(r"\$\{([^{}]*)\}")
 MAX_SOURCE = 200
+MAX_NODES = 200  # syntax-tree nodes per expression
+MAX_MAGNITUDE = 10**18  # no attribute is anywhere near this; bigger numbers are a mistake or an attack
+MAX_NDIGITS = 30  # round(x, n): |n| at most this
 ALLOWED = "numbers, names, + - * / // % **, comparisons, and/or/not, `A if C else B`, " + ", ".join(
     [*_NUMERIC_FUNCS, "letter", "len", "channels"]
 )
@@ -135,9 +143,30 @@ def _evaluate_source(source: str, env: dict) -> Any:
         raise ExpressionError(f"expression is too long ({MAX_SOURCE} characters at most)")
     try:
         tree = ast.parse(source, mode="eval")
-    except SyntaxError as exc:
-        raise ExpressionError(f"invalid expression `{source}`: {exc.msg}") from None
-    return _eval(tree.body, env)
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:  # ValueError: NUL bytes
+        raise ExpressionError(f"invalid expression `{source}`: {getattr(exc, 'msg', None) or exc}") from None
+    if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
+        raise ExpressionError(f"expression is too complex ({MAX_NODES} parts at most)")
+    try:
+        return _eval(tree.body, env)
+    except RecursionError:
+        raise ExpressionError("expression nests too deeply") from None
+
+
+def bounded(value: Any, what: str = "the result") -> Any:
+    """``value`` unless it is a number that is not finite or larger than MAX_MAGNITUDE."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ExpressionError(f"{what} is not a finite number")
+    if _is_number(value) and abs(value) > MAX_MAGNITUDE:
+        raise ExpressionError(f"{what} is too large (more than 10^18 in size)")
+    return value
+
+
+def _power_fits(left: int | float, right: int | float) -> bool:
+    """Whether ``left ** right`` stays within MAX_MAGNITUDE, judged before computing it."""
+    if abs(left) <= 1 or right <= 0:
+        return True  # |result| <= 1, or a fraction of a number already in bounds
+    return right * math.log10(abs(left)) <= 18.5
 
 
 def _name(name: str, env: dict) -> Any:
@@ -188,7 +217,7 @@ def _number(node: ast.AST, env: dict, what: str) -> int | float:
 
 def _eval(node: ast.AST, env: dict) -> Any:
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool)):
-        return node.value
+        return bounded(node.value, f"`{_source(node)}`")
     if isinstance(node, ast.Name):
         return _name(node.id, env)
     if isinstance(node, ast.BinOp) and type(node.op) in _BIN:
@@ -226,8 +255,8 @@ def _eval(node: ast.AST, env: dict) -> Any:
 def _binary(node: ast.BinOp, env: dict) -> Any:
     what = "arithmetic"
     left, right = _number(node.left, env, what), _number(node.right, env, what)
-    if isinstance(node.op, ast.Pow) and (abs(right) > 64 or abs(left) > 1e6):
-        raise ExpressionError("exponent too large")
+    if isinstance(node.op, ast.Pow) and not _power_fits(left, right):
+        raise ExpressionError(f"`{_source(node)}` is too large (more than 10^18 in size)")
     try:
         result = _BIN[type(node.op)](left, right)
     except ZeroDivisionError:
@@ -238,7 +267,7 @@ def _binary(node: ast.BinOp, env: dict) -> Any:
         raise ExpressionError(f"`{_source(node)}` has no real value")
     if isinstance(result, float) and result.is_integer() and isinstance(node.op, ast.Div):
         result = int(result)
-    return result
+    return bounded(result, f"`{_source(node)}`")
 
 
 def _compare(node: ast.Compare, env: dict) -> bool:
@@ -271,8 +300,17 @@ def _subscript(node: ast.Subscript, env: dict) -> Any:
 def _call(func: str, node: ast.Call, env: dict) -> Any:
     if func in _NUMERIC_FUNCS:
         args = [_number(a, env, f"`{func}`") for a in node.args]
+        if func in ("min", "max") and len(args) < 2:
+            if not args:
+                raise ExpressionError(f"`{_source(node)}` needs at least one number")
+            return args[0]
+        if func in ("abs", "int", "ceil", "floor") and len(args) != 1:
+            raise ExpressionError(f"`{_source(node)}`: {func} takes one number, got {len(args)}")
+        if func == "round" and len(args) == 2 and not (isinstance(args[1], int) and abs(args[1]) <= MAX_NDIGITS):
+            raise ExpressionError(f"`{_source(node)}`: round's digit count must be a whole number from "
+                                  f"-{MAX_NDIGITS} to {MAX_NDIGITS}")
         try:
-            return _NUMERIC_FUNCS[func](*args)
+            return bounded(_NUMERIC_FUNCS[func](*args), f"`{_source(node)}`")
         except (TypeError, ValueError, OverflowError) as exc:
             raise ExpressionError(f"`{_source(node)}`: {exc}") from None
     if len(node.args) != 1:

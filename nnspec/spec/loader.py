@@ -194,6 +194,7 @@ def load_text(text: str, file: str = "<string>") -> Source:
     if len(text) > MAX_BYTES:
         _fail(file, f"spec text is {len(text):,} characters; the limit is {MAX_BYTES:,}", "limit")
     try:
+        _check_nesting(text, file, _YAML12_LOADER)
         loader = _YAML12_LOADER(text)
         try:
             node = loader.get_single_node()
@@ -217,6 +218,27 @@ def load_text(text: str, file: str = "<string>") -> Source:
     if builder.diagnostics:
         raise SpecError(builder.diagnostics)
     return src
+
+
+def _check_nesting(text: str, file: str, loader_cls) -> None:
+    """Refuse documents nested deeper than MAX_DEPTH *before* composing them.
+
+    The YAML composer (libyaml's binding and PyYAML's pure-Python one alike) builds nodes
+    recursively: 30,000 nested ``[`` overflow the C stack and kill the process (SIGSEGV) before
+    any limit of ours could look at the tree. The event parser is a state machine, not
+    recursive, so one cheap pass over its events measures the depth safely first.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=loader_cls):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+                _fail(file, f"the document nests deeper than {MAX_DEPTH} levels", "limit", line, col, text,
+                      hint="a spec needs a handful of levels; this file is generated wrongly or hostile")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def load_file(path: str) -> Source:

@@ -243,8 +243,8 @@ BLOCK_USE = _obj(
         "repeat": {"anyOf": [_pos_int, {"$ref": "#/$defs/expression"}], "description": "How many times. Default: 1."},
         "with": {"type": "object", "description": "Values for the block's parameters, evaluated in the caller's "
                  "scope (with this repetition's repeat_index and block_index)."},
-        "name": {"type": "string", "description": "A name for the block's output (the last repetition's), read "
-                 "like a layer's: `inputs: [branch_a, branch_b]`. Also the base of the default prefix (NAME1_, "
+        "name": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 100,
+                 "description": "A name for the block's output (the last repetition's), read like a layer's: `inputs: [branch_a, branch_b]`. Also the base of the default prefix (NAME1_, "
                  "NAME2_, ...)."},
         "prefix": {"type": "string", "description": "Name template put in front of every named layer inside, "
                    "per repetition, e.g. `block2${letter(repeat_index)}_` gives block2a_expand_conv, "

@@ -28,6 +28,9 @@ def _validator_for(key: str):
             "expression": sch.EXPRESSION,
         }
         return Validator(s)
+    if key == "block-use":  # value types only: the expander reports unknown keys itself
+        use = {k: v for k, v in sch.BLOCK_USE.items() if k != "additionalProperties"}
+        return Validator({**use, "$defs": {"expression": sch.EXPRESSION, "condition": sch.CONDITION}})
     return Validator(_layer_fragment(key))
 
 
@@ -37,13 +40,49 @@ def _layer_fragment(name: str) -> dict:
     return get(name).schema(strict=True)
 
 
+MAX_INTEGER = 10**15  # no size, count or seed in a spec comes near this; bigger ones overflow float arithmetic
+_LAYER_SECTIONS = ("encoder", "backbone", "decoder", "head", "heads", "blocks")
+
+
 def validate_skeleton(src: Source) -> list[Diagnostic]:
-    return translate_errors(_validator_for("skeleton").iter_errors(src.data), src, (), ())
+    diags = translate_errors(_validator_for("skeleton").iter_errors(src.data), src, (), ())
+    if isinstance(src.data, dict):
+        # Layer attributes are checked per layer (after expressions), so only the other sections here.
+        for key, value in src.data.items():
+            if key not in _LAYER_SECTIONS:
+                diags += huge_integers(value, src, (key,), (key,))
+    return diags
 
 
 def validate_layer(type_name: str, attrs: dict, src: Source, data_path: tuple, shown_path: tuple, note: str = "") -> list[Diagnostic]:
     errors = _validator_for(type_name).iter_errors(attrs)
-    return translate_errors(errors, src, data_path, shown_path, subject=type_name, note=note)
+    diags = translate_errors(errors, src, data_path, shown_path, subject=type_name, note=note)
+    return diags + huge_integers(attrs, src, data_path, shown_path, note)
+
+
+def validate_block_use(use, src: Source, data_path: tuple) -> list[Diagnostic]:
+    """Check a `- block: {use: ..., repeat: ..., name: ..., inputs: ...}` item against its schema."""
+    return translate_errors(_validator_for("block-use").iter_errors(use), src, data_path, data_path, subject="block")
+
+
+def is_huge(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INTEGER
+
+
+def huge_integers(value, src: Source, data_path: tuple, shown_path: tuple, note: str = "") -> list[Diagnostic]:
+    """Integers beyond MAX_INTEGER anywhere in ``value``: located errors, before any arithmetic sees them."""
+    out: list[Diagnostic] = []
+    stack = [(value, data_path, shown_path)]
+    while stack and len(out) < 20:
+        item, dp, sp = stack.pop()
+        if is_huge(item):
+            out.append(src.diagnostic(dp, f"a number with {len(str(abs(item)))} digits is too large here "
+                                      f"(at most 10^15){note}", "value", shown_path=sp))
+        elif isinstance(item, dict):
+            stack.extend((v, (*dp, k), (*sp, k)) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, (*dp, i), (*sp, i)) for i, v in enumerate(item))
+    return sorted(out)
 
 
 def _describe(value) -> str:
@@ -81,6 +120,9 @@ def translate_errors(errors, src: Source, data_base: tuple, shown_base: tuple, s
     for err in sorted(errors, key=lambda e: (list(map(str, e.absolute_path)), e.validator)):
         rel = tuple(err.absolute_path)
         for d in _translate(err, src, data_base, shown_base, rel, subject):
+            if d.code == "type" and _whole_float(err.instance) and not d.hint:
+                d = Diagnostic(**{**d.to_dict(), "hint": f"write {int(err.instance)}: this attribute takes an integer, "
+                                  "and a number with a decimal point is a float", "source_line": d.source_line})
             if note:
                 d = Diagnostic(**{**d.to_dict(), "message": d.message + note, "source_line": d.source_line})
             key = (d.line, d.column, d.message)
@@ -88,6 +130,10 @@ def translate_errors(errors, src: Source, data_base: tuple, shown_base: tuple, s
                 seen.add(key)
                 out.append(d)
     return out
+
+
+def _whole_float(value) -> bool:
+    return isinstance(value, float) and value.is_integer() and abs(value) < 1e18
 
 
 def _translate(err, src, data_base, shown_base, rel, subject):
@@ -187,7 +233,8 @@ def _best_context(err):
             types = [*types, "integer"]
         if "enum" in alt and vt == "string" and any(isinstance(c, str) for c in alt["enum"]):
             types = [*types, "string"]
-        if vt in types and sub.validator != "type":
+        deeper = len(sub.absolute_path) > len(err.absolute_path)  # inside a container the alternative accepted
+        if deeper or (vt in types and sub.validator != "type"):
             candidates.append(sub)
     if not candidates:
         return None
