@@ -164,3 +164,37 @@ def test_normalization_statistics_equal_keras_adapt(axis, keras_axis):
         assert np.max(np.abs(stats["mean"] - np.asarray(layer.adapt_mean))) < 1e-5
         assert np.max(np.abs(stats["variance"] - np.asarray(layer.adapt_variance))) < 1e-4
     assert int(whole["count"]) == data.size // whole["mean"].size
+
+
+ADAPT_SPEC = """
+name: adapt
+inputs:
+  img: {shape: [28, 28, 1]}
+encoder:
+  - normalization
+  - flatten
+  - dense: {units: 10, activation: softmax}
+loss: categorical_crossentropy
+train: {optimizer: adam, lr: 0.001, batch_size: 64, epochs: 1, seed: 0, validation_split: 0.1}
+data: {dataset: fashion_mnist, test_limit: 100}
+"""
+
+
+@pytest.mark.data
+@pytest.mark.torch
+@pytest.mark.keras
+def test_training_adapts_normalization_to_the_training_split_on_both_backends(write_spec, fashion_mnist_dir, tmp_path):
+    from nnspec.backends.weights import read_weights
+    from nnspec.training.run import train
+
+    spec = nnspec.load(write_spec(ADAPT_SPEC))
+    stats = {}
+    for backend in ("torch", "keras"):
+        result = train(spec, backend=backend, limit=300, out=str(tmp_path / backend), progress=False)
+        w = read_weights(f"{result.run_dir}/weights/last.safetensors")
+        stats[backend] = {k.split("/")[1]: np.asarray(v) for k, v in w.items() if k.startswith("normalization/")}
+    torch_stats, keras_stats = stats["torch"], stats["keras"]
+    assert int(torch_stats["count"]) == int(keras_stats["count"]) == 270 * 28 * 28  # the training split only
+    assert 0.2 < float(torch_stats["mean"][0]) < 0.4 and 0.05 < float(torch_stats["variance"][0]) < 0.2
+    for key in ("mean", "variance"):
+        assert np.max(np.abs(torch_stats[key] - keras_stats[key])) < 1e-6

@@ -28,7 +28,8 @@ def write_weights(path, weights: dict[str, np.ndarray], metadata: dict | None = 
     from safetensors.numpy import save
 
     path = os.fspath(path)
-    tensors = {k: np.ascontiguousarray(np.asarray(v)) for k, v in weights.items()}
+    # reshape: np.ascontiguousarray turns a 0-d array (normalization's count) into shape (1,)
+    tensors = {k: np.ascontiguousarray(np.asarray(v)).reshape(np.shape(v)) for k, v in weights.items()}
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
             "shapes": json.dumps({k: list(v.shape) for k, v in tensors.items()})}
     meta.update({k: str(v) for k, v in (metadata or {}).items()})

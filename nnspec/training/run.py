@@ -264,6 +264,25 @@ class Epochs:
             self.run.commit_checkpoint(state)
 
 
+def adapt_normalization(spec, data: Data, loop) -> list[str]:
+    """Keras's ``Normalization.adapt`` before the first epoch: every ``normalization`` layer that reads a
+    graph input directly and has no ``mean``/``variance`` in the spec gets the training split's
+    statistics (mean, variance, count). Returns the names of the adapted layers."""
+    from nnspec.backends.common import normalization_statistics
+
+    graph = spec.graph
+    nodes = [n for n in graph.nodes.values() if n.type == "normalization" and n.attrs.get("mean") is None
+             and len(n.inputs) == 1 and n.inputs[0] in graph.inputs]
+    if not nodes:
+        return []
+    weights = loop.get_weights()
+    for node in nodes:
+        for key, value in normalization_statistics(spec, node.name, data.x[node.inputs[0]]).items():
+            weights[f"{node.name}/{key}"] = value
+    loop.set_weights(weights)
+    return [n.name for n in nodes]
+
+
 def _train_one(spec, settings: Settings, run: RunDir, splits, loop_module, stream, callbacks,
                resume_state: dict | None = None) -> RunResult:
     train_data = as_data(spec, splits.train, settings)
@@ -272,6 +291,8 @@ def _train_one(spec, settings: Settings, run: RunDir, splits, loop_module, strea
     loop = loop_module.trainer(spec, settings, train_data, val_data, augment=splits.augment)
     start = 0
     history = None
+    if not resume_state and train_data is not None:
+        adapt_normalization(spec, train_data, loop)
     if resume_state:
         from nnspec.backends.weights import read_weights
 
