@@ -5,6 +5,15 @@ from __future__ import annotations
 import os
 import secrets
 
+from nnspec.errors import UserError
+
+
+class WriteError(UserError, OSError):
+    """A file could not be written (read-only folder, full disk, no permission): one line naming it.
+
+    It is an OSError too, so code that handled the raw error still does.
+    """
+
 
 def _create_temp(directory: str, name: str) -> tuple[int, str]:
     """A new, exclusive temporary file beside the target, created 0666 less the umask (the kernel applies it)."""
@@ -25,8 +34,11 @@ def atomic_write(path, data: bytes | str) -> None:
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = _create_temp(directory, os.path.basename(path))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = _create_temp(directory, os.path.basename(path))
+    except OSError as exc:
+        raise WriteError(f"could not write {path}: {exc.strerror or exc}") from None
     try:
         payload = data if isinstance(data, bytes) else data.encode("utf-8")
         with os.fdopen(fd, "wb") as fh:
@@ -34,9 +46,12 @@ def atomic_write(path, data: bytes | str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError) and not isinstance(exc, WriteError):
+            raise WriteError(f"could not write {path}: {exc.strerror or exc}; the previous version (if any) "
+                             "is unchanged") from None
         raise

@@ -318,3 +318,33 @@ def test_broken_and_colliding_plugins_warn_once_and_the_rest_works(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "nnspec", "layers"], capture_output=True, text=True, cwd=ROOT,
                           env=env, timeout=120)
     assert proc.returncode == 0 and "twice" in proc.stdout and "conv2d" in proc.stdout, proc.stderr
+
+
+def _corpus() -> list[tuple[str, str]]:
+    """Hand-made hostile specs: the golden files, the mutations above and the issue's reproducers."""
+    import pathlib
+
+    out = [(p.name, p.read_text()) for p in sorted((pathlib.Path(__file__).parent / "golden").glob("*.yaml"))]
+    out += [(f"mutation{i}", m(VALID)) for i, m in enumerate(MUTATIONS)]
+    out += [(f"expr{i}", VALID.replace("units: 10", f"units: '{e}'")) for i, (e, _) in enumerate(EXPRESSIONS)]
+    out.append(("deep", "a: " + "[" * 3000 + "]" * 3000))
+    return out
+
+
+@pytest.mark.parametrize("name,text", _corpus(), ids=[n for n, _ in _corpus()])
+def test_no_corpus_case_reaches_the_internal_error_safety_net(tmp_path, name, text):
+    """check, summary, resolve, render and diff on every hand-made hostile spec: exit 0 or 1, never 2."""
+    import io
+
+    from nnspec.cli.main import main
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    good = tmp_path / "good.yaml"
+    good.write_text(VALID)
+    for argv in (["check", str(path)], ["summary", "--memory", "--macs", str(path)], ["resolve", str(path)],
+                 ["render", str(path), "-o", str(tmp_path / "d.dot")], ["diff", str(good), str(path)]):
+        err = io.StringIO()
+        code = main(argv, out=io.StringIO(), err=err)
+        assert code in (0, 1), f"{argv[0]}: exit {code}: {err.getvalue()[-500:]}"
+        assert "internal error" not in err.getvalue()

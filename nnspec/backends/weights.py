@@ -31,9 +31,21 @@ def write_weights(path, weights: dict[str, np.ndarray], metadata: dict | None = 
     # reshape: np.ascontiguousarray turns a 0-d array (normalization's count) into shape (1,)
     tensors = {k: np.ascontiguousarray(np.asarray(v)).reshape(np.shape(v)) for k, v in weights.items()}
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
-            "shapes": json.dumps({k: list(v.shape) for k, v in tensors.items()})}
+            "shapes": json.dumps({k: list(v.shape) for k, v in tensors.items()}), "sha256": digest(tensors)}
     meta.update({k: str(v) for k, v in (metadata or {}).items()})
     atomic_write(path, save(tensors, metadata=meta))
+
+
+def digest(tensors: dict[str, np.ndarray]) -> str:
+    """SHA-256 over every array's name, dtype, shape and bytes, in name order: a flipped bit shows."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for key in sorted(tensors):
+        a = np.ascontiguousarray(tensors[key])
+        h.update(f"{key}|{a.dtype.str}|{list(a.shape)}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def read_metadata(path) -> dict[str, str]:
@@ -61,9 +73,14 @@ def read_weights(path) -> dict[str, np.ndarray]:
             f"{path}: weights format version {meta.get('format_version')!r}; this nnspec reads version {FORMAT_VERSION}"
         )
     try:
-        return load_file(os.fspath(path))
+        tensors = load_file(os.fspath(path))
     except Exception as exc:
         raise WeightsFileError(f"{path}: cannot read the arrays ({exc})") from exc
+    stored = meta.get("sha256")
+    if stored is not None and stored != digest(tensors):  # files written before digests have none
+        raise WeightsFileError(f"{path}: the weights do not match their recorded SHA-256 digest; the file is "
+                               "damaged (restore it, or use the run's other weights file)")
+    return tensors
 
 
 def backend_of(model) -> str:

@@ -7,6 +7,7 @@ SpecError becomes located diagnostics on stderr and exit 1; nothing shows a trac
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 import warnings
@@ -79,14 +80,28 @@ def main(argv: list[str] | None = None, out=None, err=None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        if exc.errno in _DISK_ERRNOS:  # the file system said no: the user's problem to fix, said in one line
+            where = f" {exc.filename}" if exc.filename else ""
+            print(f"error: could not write{where}: {exc.strerror or exc}", file=err)
+            return 1
+        return _internal(exc, err)
     except Exception as exc:  # a bug in nnspec: say so in one line; NNSPEC_DEBUG=1 shows the traceback
-        import os
+        return _internal(exc, err)
 
-        if os.environ.get("NNSPEC_DEBUG"):
-            raise
-        print(f"internal error: {type(exc).__name__}: {exc} (this is a bug in nnspec; rerun with NNSPEC_DEBUG=1 "
-              "and report it)", file=err)
-        return 2
+
+_DISK_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG}
+
+
+def _internal(exc: Exception, err) -> int:
+    """The safety net: a bug in nnspec, said in one line (NNSPEC_DEBUG=1 re-raises it with its traceback)."""
+    import os
+
+    if os.environ.get("NNSPEC_DEBUG"):
+        raise exc
+    print(f"internal error: {type(exc).__name__}: {exc} (this is a bug in nnspec; rerun with NNSPEC_DEBUG=1 "
+          "and report it)", file=err)
+    return 2
 
 
 def _plain_warnings(err) -> None:

@@ -1,9 +1,13 @@
-"""Atomic, resumable HTTP downloads (standard library only).
+"""Atomic, resumable, bounded HTTP downloads (standard library only).
 
-A file is fetched into ``<dest>.part``; an interrupted transfer keeps the partial file and the
-next attempt asks for the rest with an HTTP ``Range`` header. Only a file that passes
+A file is streamed to disk into ``<dest>.part``; an interrupted transfer keeps the partial file
+and the next attempt asks for the rest with an HTTP ``Range`` header. Only a file that passes
 ``verify`` is renamed to ``dest``; one that fails is deleted, so the cache never holds a
 corrupted file.
+
+A mirror is not trusted to behave: a file larger than ``max_bytes`` (announced or streamed) is
+refused and deleted, and the whole download, retries included, has a ``deadline`` that a server
+trickling a few bytes now and then cannot stretch (each read waits at most the socket timeout).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import http.client
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -19,18 +24,30 @@ from nnspec.data.errors import DataError
 
 CHUNK = 1 << 16
 USER_AGENT = "nnspec-data/1"
+DEADLINE_S = 900.0  # one file, all attempts together
 
 
 def part_path(dest: str) -> str:
     return dest + ".part"
 
 
-def _fetch_into(url: str, part: str, timeout: float, progress: Callable[[int, int | None], None] | None) -> None:
+class _Refused(Exception):
+    """The mirror sent something that must not be kept (too large); not retried."""
+
+
+class _Deadline(Exception):
+    """The overall deadline passed; the partial file is kept for next time."""
+
+
+def _fetch_into(url: str, part: str, timeout: float, progress: Callable[[int, int | None], None] | None,
+                max_bytes: int | None = None, give_up_at: float | None = None) -> None:
     """One attempt: append the rest of ``url`` to ``part`` (or start over if the server ignores Range)."""
     have = os.path.getsize(part) if os.path.exists(part) else 0
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     if have:
         request.add_header("Range", f"bytes={have}-")
+    if give_up_at is not None:
+        timeout = max(0.1, min(timeout, give_up_at - time.monotonic()))
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
@@ -42,16 +59,22 @@ def _fetch_into(url: str, part: str, timeout: float, progress: Callable[[int, in
         mode = "ab" if (have and status == 206) else "wb"
         length = response.headers.get("Content-Length")
         total = (int(length) + (have if mode == "ab" else 0)) if length and length.isdigit() else None
+        if max_bytes is not None and total is not None and total > max_bytes:
+            raise _Refused(f"the mirror offers {total:,} bytes, but the file is at most {max_bytes:,}")
         done = have if mode == "ab" else 0
         with open(part, mode) as fh:
             while True:
-                chunk = response.read(CHUNK)
+                chunk = response.read1(CHUNK)  # what has arrived, not a full CHUNK: a trickle cannot stall us
                 if not chunk:
                     break
                 fh.write(chunk)
                 done += len(chunk)
+                if max_bytes is not None and done > max_bytes:
+                    raise _Refused(f"the mirror sent more than {max_bytes:,} bytes, more than the file can be")
                 if progress:
                     progress(done, total)
+                if give_up_at is not None and time.monotonic() > give_up_at:
+                    raise _Deadline(f"{done:,} of {f'{total:,}' if total else 'an unknown number of'} bytes")
             fh.flush()
             os.fsync(fh.fileno())
         if total is not None and done < total:
@@ -66,20 +89,34 @@ def download(
     retries: int = 3,
     timeout: float = 30.0,
     progress: Callable[[int, int | None], None] | None = None,
+    max_bytes: int | None = None,
+    deadline: float = DEADLINE_S,
 ) -> str:
     """Download the first of ``urls`` that works into ``dest``; returns ``dest``.
 
     ``verify(path)`` returns None when the file is good, else a short reason. Each URL gets
-    ``retries`` attempts; every retry resumes from the partial file.
+    ``retries`` attempts; every retry resumes from the partial file. ``max_bytes`` caps the file
+    (the expected size); ``deadline`` (seconds) bounds the whole call, retries and mirrors included.
     """
     os.makedirs(os.path.dirname(os.path.abspath(dest)) or ".", exist_ok=True)
     part = part_path(dest)
     name = os.path.basename(dest)
     failures: list[str] = []
+    give_up_at = time.monotonic() + deadline
     for url in urls:
         for _attempt in range(retries):
+            if time.monotonic() > give_up_at:
+                break
             try:
-                _fetch_into(url, part, timeout, progress)
+                _fetch_into(url, part, timeout, progress, max_bytes, give_up_at)
+            except _Refused as exc:
+                _remove(part)
+                raise DataError(f"refused {name} from {url}: {exc}; nothing was kept", file=url,
+                                hint="the mirror is wrong or hostile: set NNSPEC_FASHION_MNIST_URL to another") from None
+            except _Deadline as exc:
+                raise DataError(f"could not download {name} within {deadline:.0f} s ({exc} arrived)", file=url,
+                                hint="the mirror is too slow; the partial download is kept and resumed next time, "
+                                "or set NNSPEC_FASHION_MNIST_URL to a faster mirror") from None
             except urllib.error.HTTPError as exc:
                 failures.append(f"{url}: HTTP {exc.code}")
                 break  # a 404 does not get better by asking again
@@ -98,6 +135,10 @@ def download(
                 hint="load again to retry; if it keeps failing the mirror is bad: set NNSPEC_FASHION_MNIST_URL to another",
             )
     last = failures[-1] if failures else "no URL to try"
+    if time.monotonic() > give_up_at:
+        raise DataError(f"could not download {name} within {deadline:.0f} s ({last})", file=dest,
+                        hint="the mirrors are too slow or unreachable; a partial download is kept and resumed "
+                        "next time")
     raise DataError(
         f"could not download {name} ({last})",
         file=dest,

@@ -46,6 +46,8 @@ TEST_LABELS = "t10k-labels-idx1-ubyte"
 FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 # name -> (dimensions, items)
 LAYOUT = {TRAIN_IMAGES: (3, 60000), TRAIN_LABELS: (1, 60000), TEST_IMAGES: (3, 10000), TEST_LABELS: (1, 10000)}
+# exact size of each file's content (IDX header + data); no download or decompression may exceed it
+RAW_SIZE = {name: 4 + 4 * ndim + count * (28 * 28 if ndim == 3 else 1) for name, (ndim, count) in LAYOUT.items()}
 
 # MD5 of the published .gz files (zalandoresearch/fashion-mnist README)
 GZ_MD5 = {
@@ -95,6 +97,7 @@ def base_urls(base_url: str | None = None) -> list[str]:
     """Mirrors to try: the argument, else ``$NNSPEC_FASHION_MNIST_URL`` (space-separated), else the official ones."""
     text = base_url or os.environ.get(URL_ENV, "")
     urls = text.replace(",", " ").split() or list(MIRRORS)
+    urls = sorted(urls, key=lambda u: not u.lower().startswith("https:"))  # https first, order kept otherwise
     return [u if u.endswith("/") else u + "/" for u in urls]
 
 
@@ -117,12 +120,15 @@ def check_content(name: str, content: bytes) -> str | None:
 def verify_file(name: str, path: str | os.PathLike) -> str | None:
     """None when the file at ``path`` is the published ``name`` (gz or content MD5), else why not."""
     path = os.fspath(path)
+    size = os.path.getsize(path)
+    if size > RAW_SIZE[name]:
+        return f"{size:,} bytes, more than the {RAW_SIZE[name]:,} the file has uncompressed"
     with open(path, "rb") as fh:
         raw = fh.read()
     if raw[:2] == GZIP_MAGIC and md5_hex(raw) == GZ_MD5[name]:
         return None
     try:
-        content = read_bytes(path)
+        content = read_bytes(path, limit=RAW_SIZE[name])
     except DataError as exc:
         return exc.message
     return check_content(name, content)
@@ -170,7 +176,8 @@ def locate(
                 )
             dest = cache_path / f"{name}.gz"
             urls = [u + f"{name}.gz" for u in base_urls(base_url)]
-            download(urls, str(dest), functools.partial(verify_file, name), progress=print_progress(f"{name}.gz"))
+            download(urls, str(dest), functools.partial(verify_file, name), progress=print_progress(f"{name}.gz"),
+                     max_bytes=RAW_SIZE[name])
             hit = dest
         found[name] = hit
     return found
@@ -199,7 +206,7 @@ def load(
         return _MEMO[key]
     arrays = {}
     for name, p in files.items():
-        content = read_bytes(p)
+        content = read_bytes(p, limit=RAW_SIZE[name])
         if verify:
             problem = check_content(name, content)
             if problem:

@@ -7,7 +7,6 @@ truncated download or a wrong file is a one-line :class:`DataError`, not a resha
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import zlib
@@ -27,26 +26,60 @@ IDX_TYPES = {
     0x0E: np.dtype(">f8"),
 }
 MAX_DIMS = 8
+MAX_BYTES = 2 * 1024**3  # content read by default; callers that know the expected size pass it
+_CHUNK = 1 << 20
+_DAMAGED = "delete it and load again to re-download, or reinstall the data set"
 
 
-def read_bytes(path: str | os.PathLike) -> bytes:
-    """The file's content, decompressed when it is gzip (detected by its magic, not its name)."""
+def read_bytes(path: str | os.PathLike, limit: int | None = None) -> bytes:
+    """The file's content, decompressed when it is gzip (detected by its magic, not its name).
+
+    At most ``limit`` bytes of content (default MAX_BYTES) are produced: decompression stops there,
+    so a small gzip bomb costs ``limit`` bytes of memory, not gigabytes.
+    """
     path = os.fspath(path)
+    limit = MAX_BYTES if limit is None else limit
+    name = os.path.basename(path)
     try:
+        size = os.path.getsize(path)
+        if size > limit:
+            raise DataError(f"{name} is {size:,} bytes; at most {limit:,} were expected", file=path, hint=_DAMAGED)
         with open(path, "rb") as fh:
-            raw = fh.read()
+            raw = fh.read(limit + 1)
+    except DataError:
+        raise
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}", file=path) from None
     if raw[:2] != GZIP_MAGIC:
         return raw
     try:
-        return gzip.decompress(raw)
+        return _gunzip(raw, limit, name, path)
     except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(
-            f"{os.path.basename(path)} is a damaged gzip file ({exc})",
-            file=path,
-            hint="delete it and load again to re-download, or reinstall the data set",
-        ) from None
+        raise DataError(f"{name} is a damaged gzip file ({exc})", file=path, hint=_DAMAGED) from None
+
+
+def _gunzip(raw: bytes, limit: int, name: str, path: str) -> bytes:
+    """Decompress gzip ``raw`` (one or more members), refusing more than ``limit`` bytes of output."""
+    out = bytearray()
+    pos = 0
+    while pos < len(raw):
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        while not d.eof:
+            if d.unconsumed_tail:
+                chunk = d.unconsumed_tail
+            elif pos < len(raw):
+                chunk = raw[pos : pos + _CHUNK]
+                pos += len(chunk)
+            else:
+                raise EOFError("the compressed data ends early (truncated)")
+            out += d.decompress(chunk, limit + 1 - len(out))
+            if len(out) > limit:
+                raise DataError(f"{name} decompresses to more than {limit:,} bytes, more than this file can hold "
+                                "(a damaged or hostile file)", file=path, hint=_DAMAGED)
+        pos -= len(d.unused_data)  # the next member (or trailing bytes) starts here
+        if raw[pos : pos + 2] != GZIP_MAGIC:
+            break  # trailing padding after the last member is ignored, as gzip tools do
+    return bytes(out)
 
 
 def md5_hex(data: bytes) -> str:

@@ -478,7 +478,7 @@ def _encode_classes(
 ) -> np.ndarray:
     values = np.asarray(values)
     if values.dtype.kind == "f":
-        if not np.all(values == np.round(values)):
+        if not np.all(values == np.round(values)) or not np.all(np.abs(values) < 2**53):
             raise spec_error(
                 spec,
                 ("loss",),
@@ -487,8 +487,11 @@ def _encode_classes(
             )
         values = values.astype(np.int64)
     labels = values.astype(np.int64).reshape(-1)
-    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-        raise spec_error(spec, ("data",), f"head {head!r}: label {int(labels.max())} is outside 0..{num_classes - 1}")
+    outside = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if len(outside):
+        row = int(outside[0])
+        raise spec_error(spec, ("data",), f"head {head!r}: label {int(labels[row])} (example {row}) is outside "
+                         f"0..{num_classes - 1}", hint="class labels count from 0")
     units = shape[-1] if shape else 1
     if loss == "binary_crossentropy":
         if units == 1:

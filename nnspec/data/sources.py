@@ -82,16 +82,130 @@ def encode_labels(values: np.ndarray, where: str, class_names: tuple[str, ...] |
 # ---------------------------------------------------------------- npz
 
 
+MAX_ARRAY_BYTES = 8 * 1024**3  # one array held in memory; Fashion-MNIST's largest is 47 MB
+
+
+def check_npy_members(path: str) -> None:
+    """Refuse an .npz whose arrays claim more data than the archive holds (a lying or truncated
+    ``.npy`` header would make numpy allocate it all first), or more than MAX_ARRAY_BYTES."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with z.open(info) as fh:
+                shape, dtype = _npy_header(fh, f"{os.path.basename(path)}:{info.filename}")
+            _check_claim(shape, dtype, info.file_size, f"{os.path.basename(path)} array {info.filename[:-4]!r}", path)
+
+
+def _npy_header(fh, where: str) -> tuple[tuple, np.dtype]:
+    from numpy.lib import format as npformat
+
+    version = npformat.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = npformat.read_array_header_1_0(fh)
+    else:
+        shape, _, dtype = npformat.read_array_header_2_0(fh)
+    return shape, dtype
+
+
+def _check_claim(shape: tuple, dtype: np.dtype, stored: int, what: str, path: str) -> None:
+    if dtype.hasobject:
+        raise DataError(f"{what} holds Python objects, which nnspec does not load", file=path,
+                        hint="save numeric (or string label) arrays")
+    claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if claimed > MAX_ARRAY_BYTES:
+        raise DataError(f"{what} claims shape {shape} ({claimed:,} bytes), more than the {MAX_ARRAY_BYTES:,} "
+                        "nnspec loads", file=path, hint="the file is damaged, or split the data")
+    if claimed > stored:
+        raise DataError(f"{what} claims shape {shape} ({claimed:,} bytes) but the file holds {stored:,}: "
+                        "it is truncated or damaged", file=path, hint="write it again with numpy.savez")
+
+
+def load_npy(path: str) -> np.ndarray:
+    """One ``.npy`` array, its header checked against the file's size before anything is allocated."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            shape, dtype = _npy_header(fh, path)
+            _check_claim(shape, dtype, size - fh.tell(), os.path.basename(path), path)
+        return np.load(path, allow_pickle=False)
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"{path} does not exist", file=path) from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a directory, not an .npy file", file=path) from None
+    except MemoryError:
+        raise DataError(f"{path} is too large to load", file=path) from None
+    except Exception as exc:  # numpy's reader raises ValueError, EOFError, OSError, SyntaxError ...
+        raise DataError(f"{path} is not a readable .npy file ({type(exc).__name__}: {_short(exc)})", file=path,
+                        hint="write it with numpy.save") from None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else "no details"
+
+
 def _npz_arrays(path: str) -> dict[str, np.ndarray]:
     try:
+        if os.path.isdir(path):
+            raise DataError(f"{path} is a directory, not an .npz file", file=path, hint="fix data.path in the spec")
+        check_npy_members(path)
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(f"data file {path} does not exist", file=path, hint="fix data.path in the spec") from None
-    except (OSError, ValueError) as exc:
+    except MemoryError:
+        raise DataError(f"{path} is too large to load", file=path) from None
+    except Exception as exc:  # zipfile and numpy raise BadZipFile, EOFError, ValueError, OSError ...
         raise DataError(
-            f"{path} is not a readable .npz file ({exc})", file=path, hint="write it with numpy.savez"
+            f"{path} is not a readable .npz file ({type(exc).__name__}: {_short(exc)})", file=path,
+            hint="write it with numpy.savez",
         ) from None
+
+
+def check_features(a: np.ndarray, where: str, name: str) -> np.ndarray:
+    """Feature arrays: at least one axis, one example or more, real numbers."""
+    if a.ndim == 0:
+        raise DataError(f"{os.path.basename(where)}: {name} is a single value, not an array of examples", file=where)
+    if len(a) == 0:
+        raise DataError(f"{os.path.basename(where)}: {name} has no examples (0 rows)", file=where)
+    if a.dtype.kind not in "biuf":
+        kind = {"c": "complex numbers", "U": "text", "S": "bytes", "O": "Python objects", "M": "dates",
+                "m": "time spans", "V": "raw records"}.get(a.dtype.kind, str(a.dtype))
+        raise DataError(f"{os.path.basename(where)}: {name} holds {kind} ({a.dtype}); features must be real numbers",
+                        file=where, hint="convert the features to numbers before saving")
+    return a
+
+
+def check_targets(a: np.ndarray, where: str, name: str) -> np.ndarray:
+    """Target arrays: one per example; numbers must be finite (string labels are fine)."""
+    if a.ndim == 0:
+        raise DataError(f"{os.path.basename(where)}: {name} is a single value, not one target per example",
+                        file=where)
+    if a.dtype.kind in "cOMmV":
+        raise DataError(f"{os.path.basename(where)}: {name} holds {a.dtype} values; targets must be numbers or "
+                        "class names", file=where)
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+        row = int(np.argwhere(~np.isfinite(a.reshape(len(a), -1)).any(axis=1))[0][0]) if len(a) else 0
+        raise DataError(f"{os.path.basename(where)}: {name} has a missing (NaN) or infinite value at row {row}",
+                        file=where, hint="drop or fill those examples")
+    return a
+
+
+def _checked(x, y, where: str):
+    x = {k: check_features(v, where, f"feature array {k!r}") for k, v in x.items()} if isinstance(x, dict) \
+        else check_features(x, where, "the feature array")
+    if isinstance(y, dict):
+        y = {k: check_targets(v, where, f"target array {k!r}") for k, v in y.items()}
+    elif y is not None:
+        y = check_targets(y, where, "the target array")
+    return x, y
 
 
 def _pick(arrays: dict, name: str, path: str, role: str) -> np.ndarray:
@@ -121,16 +235,19 @@ def read_npz(path: str, test_path: str | None = None, *, features=None, target=N
     arrays = _npz_arrays(path)
     x = _select(arrays, features, "x", path, "features")
     y = _select(arrays, target, "y", path, "target")
+    x, y = _checked(x, y, path)
     check_lengths(x, y, path)
     x_test = y_test = None
     if test_path:
         test = _npz_arrays(test_path)
         x_test = _select(test, features, "x", test_path, "features")
         y_test = _select(test, target, "y", test_path, "target")
+        x_test, y_test = _checked(x_test, y_test, test_path)
         check_lengths(x_test, y_test, test_path)
     elif _has_all(arrays, features, "x", "_test") and _has_all(arrays, target, "y", "_test"):
         x_test = _select(arrays, features, "x", path, "features", "_test")
         y_test = _select(arrays, target, "y", path, "target", "_test")
+        x_test, y_test = _checked(x_test, y_test, path)
         check_lengths(x_test, y_test, path)
     class_names = None
     if not isinstance(y, dict):
@@ -149,11 +266,20 @@ def read_npz(path: str, test_path: str | None = None, *, features=None, target=N
 
 
 def _read_table(path: str) -> tuple[list[str], list[list[str]]]:
+    reader = None
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.reader(fh))
+            reader = csv.reader(fh)
+            rows = list(reader)
     except FileNotFoundError:
         raise DataError(f"data file {path} does not exist", file=path, hint="fix data.path in the spec") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a directory, not a CSV file", file=path, hint="fix data.path in the spec") from None
+    except csv.Error as exc:
+        line = reader.line_num if reader is not None else 0
+        raise DataError(f"{os.path.basename(path)} line {line}: {exc}", file=path,
+                        hint="fields longer than 131,072 characters or stray NUL bytes mean this is not a "
+                        "feature table") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {path} as UTF-8 CSV ({exc})", file=path) from None
     rows = [r for r in rows if any(cell.strip() for cell in r)]
@@ -195,7 +321,11 @@ def _is_number(text: str) -> bool:
 def _csv_target(cells: list[str], path: str, column: str) -> np.ndarray:
     if all(_is_number(c) for c in cells):
         values = np.array([float(c) for c in cells])
-        if np.all(values == np.round(values)):
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad):
+            raise DataError(f"{os.path.basename(path)} row {bad[0] + 2}: the {column!r} cell is "
+                            f"{cells[bad[0]]!r}, not a usable target", file=path, hint="drop or fill those rows")
+        if np.all(values == np.round(values)) and np.all(np.abs(values) < 2**53):
             return values.astype(np.int64)
         return values
     if any(c == "" for c in cells):
@@ -227,7 +357,13 @@ def _csv_xy(path: str, features, target, class_names=None):
         feature_cols = [h for h in header if h not in targets.values()]
     if not feature_cols:
         raise DataError(f"{os.path.basename(path)} has no feature columns besides the target", file=path)
-    x = np.stack([_numbers(_column(rows, header.index(c)), path, c) for c in feature_cols], axis=1).astype(np.float32)
+    x = np.stack([_numbers(_column(rows, header.index(c)), path, c) for c in feature_cols], axis=1)
+    if not np.all(np.isfinite(x)):
+        row, col = (int(v) for v in np.argwhere(~np.isfinite(x))[0])
+        raise DataError(f"{os.path.basename(path)} row {row + 2}, column {feature_cols[col]!r}: "
+                        f"{rows[row][header.index(feature_cols[col])].strip()!r} is not a finite number", file=path,
+                        hint="drop or fill rows with missing values")
+    x = x.astype(np.float32)
     ys = {k: _csv_target(_column(rows, header.index(c)), path, c) for k, c in targets.items()}
     if None in ys:
         y, names = encode_labels(ys[None], path, class_names)
@@ -286,21 +422,41 @@ def _read_images(root: pathlib.Path, class_names: tuple[str, ...], size: tuple[i
         for f in sorted(folder.iterdir()):
             if f.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            try:
-                with Image.open(f) as im:
-                    im = im.convert(mode)
-                    if im.size != (size[1], size[0]):
-                        im = im.resize((size[1], size[0]), Image.BILINEAR)
-                    a = np.asarray(im, dtype=np.uint8)
-            except (OSError, ValueError) as exc:
-                raise DataError(
-                    f"cannot read image {f} ({exc})", file=str(f), hint="remove or replace the file"
-                ) from None
+            a = read_image(f, mode, size, Image)
             images.append(a.reshape(size[0], size[1], channels))
             labels.append(label)
     if not images:
         raise DataError(f"{root} holds no images ({', '.join(IMAGE_SUFFIXES)})", file=str(root))
     return np.stack(images), np.array(labels, dtype=np.int64)
+
+
+def read_image(f: pathlib.Path, mode: str, size: tuple[int, int], Image=None) -> np.ndarray:
+    """One image file converted to ``mode`` and resized to ``size`` (H, W), as uint8.
+
+    Pillow's decompression-bomb guard is an error here (not a warning), and whatever a damaged
+    file makes a decoder raise becomes one DataError naming the file.
+    """
+    import warnings
+
+    Image = Image or _pillow()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(f) as im:
+                im = im.convert(mode)
+                if im.size != (size[1], size[0]):
+                    im = im.resize((size[1], size[0]), Image.BILINEAR)
+                return np.asarray(im, dtype=np.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(f"image {f} is too large to decode safely ({_short(exc)})", file=str(f),
+                        hint="resize it, or remove it") from None
+    except IsADirectoryError:
+        raise DataError(f"{f} is a directory, not an image", file=str(f), hint="rename or remove it") from None
+    except MemoryError:
+        raise DataError(f"image {f} is too large to load", file=str(f)) from None
+    except Exception as exc:  # image plugins raise OSError, ValueError, SyntaxError, struct.error, EOFError ...
+        raise DataError(f"cannot read image {f} ({type(exc).__name__}: {_short(exc)})", file=str(f),
+                        hint="remove or replace the file") from None
 
 
 def read_image_folder(path: str, test_path: str | None, *, size: tuple[int, int], channels: int) -> RawData:

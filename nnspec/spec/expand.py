@@ -629,7 +629,7 @@ def _substitute(value: Any, env: dict) -> Any:
 
 def _sane(data: dict) -> dict:
     """The parts of a spec whose structure is usable after skeleton errors (those are reported)."""
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in data.items():
         if key in ("encoder", "backbone", "decoder", "head") and isinstance(value, list):
             out[key] = value

@@ -24,24 +24,28 @@ def read_inputs(paths: list[str], spec) -> tuple[dict, list[str]]:
     shapes = {name: tuple(spec.analysis.nodes[name].output_shape[1:]) for name in inputs}
     columns: dict[str, list] = {name: [] for name in inputs}
     labels: list[str] = []
+    from nnspec.data.sources import _npz_arrays, check_features, load_npy
+
     for path in paths:
         if not os.path.exists(path):
             raise TrainingError(f"{path}: no such file")
+        if os.path.isdir(path):
+            raise TrainingError(f"{path}: is a directory; give .npy, .npz or image files")
         ext = os.path.splitext(path)[1].lower()
         if ext == ".npy":
-            arrays = {inputs[0]: np.load(path, allow_pickle=False)}
+            arrays = {inputs[0]: load_npy(path)}
         elif ext == ".npz":
-            with np.load(path, allow_pickle=False) as f:
-                if len(inputs) == 1:
-                    key = next((k for k in ("x", inputs[0]) if k in f.files), f.files[0] if f.files else None)
-                    if key is None:
-                        raise TrainingError(f"{path}: the .npz file holds no arrays")
-                    arrays = {inputs[0]: f[key]}
-                else:
-                    missing = [n for n in inputs if n not in f.files]
-                    if missing:
-                        raise TrainingError(f"{path}: needs one array per input; missing {', '.join(missing)}")
-                    arrays = {n: f[n] for n in inputs}
+            found = _npz_arrays(path)
+            if len(inputs) == 1:
+                key = next((k for k in ("x", inputs[0]) if k in found), next(iter(found), None))
+                if key is None:
+                    raise TrainingError(f"{path}: the .npz file holds no arrays")
+                arrays = {inputs[0]: found[key]}
+            else:
+                missing = [n for n in inputs if n not in found]
+                if missing:
+                    raise TrainingError(f"{path}: needs one array per input; missing {', '.join(missing)}")
+                arrays = {n: found[n] for n in inputs}
         elif ext in IMAGE_EXTENSIONS:
             if len(inputs) != 1:
                 raise TrainingError(f"{path}: images can only feed a spec with one input")
@@ -49,9 +53,18 @@ def read_inputs(paths: list[str], spec) -> tuple[dict, list[str]]:
         else:
             raise TrainingError(f"{path}: unsupported input file; give .npy, .npz or an image "
                                 f"({', '.join(IMAGE_EXTENSIONS)})")
-        n = None
+        n = 0
         for name, arr in arrays.items():
             arr = np.asarray(arr)
+            if arr.ndim == 0:
+                arr = arr.reshape(1)
+            arr = check_features(arr, path, f"input `{name}`")
+            if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+                raise TrainingError(f"{path}: input `{name}` has missing (NaN) or infinite values; predictions "
+                                    "for them would be meaningless")
+            if not all(isinstance(d, int) for d in shapes[name]):
+                raise TrainingError(f"input `{name}` has the shape {shapes[name]} with unknown sizes; predict "
+                                    "needs every size fixed in the spec")
             size = int(np.prod(shapes[name]))
             if arr.size == size:
                 arr = arr.reshape((1, *shapes[name]))
@@ -81,9 +94,11 @@ def _image(path: str, shape: tuple) -> np.ndarray:
         c = 1
     else:
         h, w, c = shape[0], shape[1], 1
-    with Image.open(path) as img:
-        img = img.convert("L" if c == 1 else "RGB").resize((w, h))
-        arr = np.asarray(img, dtype=np.uint8)
+    import pathlib
+
+    from nnspec.data.sources import read_image
+
+    arr = read_image(pathlib.Path(path), "L" if c == 1 else "RGB", (h, w), Image)
     return arr.reshape(shape)
 
 

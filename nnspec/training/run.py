@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nnspec.errors import SpecError, UserError
 from nnspec.training import metrics as M
 from nnspec.training.control import LearningRate, Monitor, epoch_seed  # noqa: F401  (re-exported)
 from nnspec.training.errors import NonFiniteLoss, TrainingError
@@ -100,6 +101,14 @@ def train(spec, backend: str = "torch", epochs: int | None = None, batch_size: i
         created=time.strftime("%Y-%m-%dT%H:%M:%S"),
     )  # overrides (--set PATH=VALUE) are on the settings already and re-applied on resume
     run = RunDir.create(out or "runs", spec.name)
+    run.lock()
+    try:
+        return _train_new(spec, settings, run, splits, loop_module, stream, callbacks)
+    finally:
+        run.unlock()
+
+
+def _train_new(spec, settings: Settings, run: RunDir, splits, loop_module, stream, callbacks) -> RunResult:
     run.write_text("spec.yaml", spec.source.text)
     run.write_settings(settings)
     if stream:
@@ -294,12 +303,23 @@ def _train_one(spec, settings: Settings, run: RunDir, splits, loop_module, strea
     if not resume_state and train_data is not None:
         adapt_normalization(spec, train_data, loop)
     if resume_state:
-        from nnspec.backends.weights import read_weights
-
         start = resume_state["epoch"]
-        loop.set_weights(read_weights(run.file("checkpoints", resume_state["files"]["model"])))
-        loop.load_optimizer(run.file("checkpoints", resume_state["files"]["optimizer"]))
-        history = run.read_history()[:start]
+        history = run.read_history()
+        if len(history) < start:
+            raise run.damaged("history.csv", f"it records {len(history)} epoch(s) but the checkpoint is of epoch "
+                              f"{start}")
+        history = history[:start]
+        model_file = run.file("checkpoints", resume_state["files"]["model"])
+        opt_file = run.file("checkpoints", resume_state["files"]["optimizer"])
+        _set_weights(loop, model_file, run)
+        try:
+            loop.load_optimizer(opt_file)
+        except UserError:
+            raise
+        except Exception as exc:  # torch.load / Keras raise many kinds for a damaged file
+            raise run.damaged(os.path.relpath(opt_file, run.path),
+                              f"the optimizer state cannot be loaded: {type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
     if train_data is None:
         raise TrainingError("there are no training examples (check data.limit and validation_split)")
     epochs = Epochs(spec, settings, run, loop, stream, callbacks, len(train_data), val_data is not None,
@@ -479,6 +499,14 @@ def _save_ensemble_examples(run: RunDir, probs: list, mean: np.ndarray, true: np
 # --- resume ---------------------------------------------------------------------------------
 def _resume(path: str, spec, epochs: int | None, stream, callbacks, device: str | None) -> RunResult:
     run = RunDir.open(path)
+    run.lock()
+    try:
+        return _resume_locked(run, epochs, stream, callbacks, device)
+    finally:
+        run.unlock()
+
+
+def _resume_locked(run: RunDir, epochs: int | None, stream, callbacks, device: str | None) -> RunResult:
     settings = run.read_settings()
     spec = load_run_spec(run, settings)
     if epochs is not None:
@@ -495,7 +523,15 @@ def _resume(path: str, spec, epochs: int | None, stream, callbacks, device: str 
         if settings.ensemble > 1:
             return _train_ensemble(spec, settings, run, splits, loop_module, stream, callbacks, resume=True)
         state = run.read_checkpoint()
-        if state is not None and stream:
+        if state is None:
+            recorded = len(run.read_history())
+            if recorded or os.path.exists(run.weights_last):
+                raise TrainingError(f"{run.file('checkpoints', 'state.json')} is missing although {recorded} "
+                                    "epoch(s) are recorded, so the run cannot continue where it stopped; train "
+                                    "again (or restore the file)")
+            if stream:
+                stream.write("no epoch had completed: starting at epoch 1\n")
+        elif stream:
             stream.write(f"continuing after epoch {state['epoch']} of {settings.epochs}\n")
         return _train_one(spec, settings, run, splits, loop_module, stream, callbacks, state)
     except KeyboardInterrupt:
@@ -507,9 +543,22 @@ def load_run_spec(run: RunDir, settings: Settings | None = None) -> Spec:
     from nnspec.pipeline import load
 
     settings = settings or run.read_settings()
-    with open(run.file("spec.yaml"), encoding="utf-8") as fh:
-        text = fh.read()
-    return load(settings.spec_path or run.file("spec.yaml"), text=text, overrides=settings.overrides)
+    own = run.file("spec.yaml")
+    try:
+        with open(own, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        raise TrainingError(f"{own} is missing; the run's spec is needed to rebuild its model") from None
+    except UnicodeDecodeError:
+        raise run.damaged("spec.yaml", "not UTF-8 text") from None
+    except OSError as exc:
+        raise TrainingError(f"could not read {own}: {exc.strerror or exc}") from None
+    path = settings.spec_path if isinstance(settings.spec_path, str) else None
+    try:
+        return load(path or own, text=text, overrides=settings.overrides)
+    except SpecError as exc:
+        # The text is the run's copy: blame that file, not the original spec (which may be fine).
+        raise SpecError([replace(d, file=own) if d.file == (path or own) else d for d in exc.diagnostics]) from None
 
 
 # --- evaluate / predict ---------------------------------------------------------------------
@@ -527,10 +576,21 @@ def open_model(run_dir: str, backend: str | None = None, weights: str = "best"):
         raise TrainingError(f"{run_dir} has no {weights} weights yet ({path})")
     settings = settings.replace(backend=backend, device=loop_module.select_device("auto"))
     loop = loop_module.trainer(spec, settings, None, None)
+    _set_weights(loop, path, run)
+    return run, spec, settings, loop
+
+
+def _set_weights(loop, path: str, run: RunDir) -> None:
+    """Load a weights file of the run into ``loop``; weights that do not fit the run's spec are a TrainingError."""
     from nnspec.backends.weights import read_weights
 
-    loop.set_weights(read_weights(path))
-    return run, spec, settings, loop
+    weights = read_weights(path)
+    try:
+        loop.set_weights(weights)
+    except (ValueError, KeyError) as exc:
+        raise TrainingError(f"{path} does not fit the run's spec ({run.file('spec.yaml')}): "
+                            f"{str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}; was spec.yaml "
+                            "edited?") from None
 
 
 def evaluate(run_dir: str, backend: str | None = None, weights: str | None = None) -> dict:

@@ -14,6 +14,11 @@
 Every file is written atomically (temp file + rename). ``checkpoints/state.json`` is written
 last and names the checkpoint files it belongs to, so a run killed at any instant resumes
 from a complete epoch.
+
+Reading trusts nothing: a truncated, empty or edited file is a :class:`TrainingError` that names
+the file and says what to do, never a raw ``JSONDecodeError`` or ``KeyError``. ``train`` and
+``--resume`` hold an exclusive lock on the directory (two writers would interleave epochs) and
+clear ``.tmp-*`` files a killed process left behind.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class RunDir:
 
     def __init__(self, path: str):
         self.path = os.path.abspath(path)
+        self._lock_fd: int | None = None
 
     @classmethod
     def create(cls, root: str, spec_name: str, now: float | None = None) -> RunDir:
@@ -73,9 +79,60 @@ class RunDir:
     @classmethod
     def open(cls, path: str) -> RunDir:
         run = cls(path)
+        if not os.path.isdir(run.path):
+            raise TrainingError(f"{path} is not a run directory (no such directory)")
         if not os.path.isfile(run.file("settings.json")):
             raise TrainingError(f"{path} is not a run directory (no settings.json in it)")
         return run
+
+    def damaged(self, name: str, reason: str) -> TrainingError:
+        return TrainingError(f"{self.file(name)} is damaged ({reason}); this run directory cannot be used as it is "
+                             "(restore the file from a backup, or train again)")
+
+    # --- locking and leftovers -----------------------------------------------------------
+    def lock(self) -> None:
+        """Take an exclusive lock on the directory for this process (released when it exits).
+
+        A second ``train --resume`` of the same directory would write the same checkpoints and
+        history concurrently; it is refused instead. Leftover ``.tmp-*`` files are removed then.
+        """
+        import fcntl
+
+        if self._lock_fd is not None:
+            return
+        try:
+            fd = os.open(self.file(".lock"), os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise TrainingError(f"could not write {self.file('.lock')}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise TrainingError(f"{self.path} is in use by another nnspec process (train or --resume); wait for it "
+                                "to finish, or stop it") from None
+        self._lock_fd = fd
+        self.clean_temporary()
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def clean_temporary(self) -> list[str]:
+        """Remove ``.tmp-*`` files (left by a process killed mid-write); returns their paths."""
+        removed = []
+        for folder, dirs, files in os.walk(self.path):
+            depth = os.path.relpath(folder, self.path).count(os.sep)
+            if depth > 3:
+                dirs[:] = []
+            for name in files:
+                if name.startswith(".tmp-"):
+                    try:
+                        os.unlink(os.path.join(folder, name))
+                        removed.append(os.path.join(folder, name))
+                    except OSError:
+                        pass
+        return removed
 
     def file(self, *parts: str) -> str:
         return os.path.join(self.path, *parts)
@@ -87,15 +144,40 @@ class RunDir:
     def write_json(self, name: str, data) -> None:
         atomic_write(self.file(name), _json(data))
 
-    def read_json(self, name: str):
-        with open(self.file(name), encoding="utf-8") as fh:
-            return json.load(fh)
+    def read_json(self, name: str, kind: type = dict):
+        """A JSON file of the run; a missing, unreadable or malformed one is a TrainingError naming it."""
+        try:
+            with open(self.file(name), encoding="utf-8") as fh:
+                data = json.load(fh)
+        except FileNotFoundError:
+            raise TrainingError(f"{self.file(name)} is missing; this run directory is incomplete") from None
+        except UnicodeDecodeError:
+            raise self.damaged(name, "not UTF-8 text") from None
+        except json.JSONDecodeError as exc:
+            raise self.damaged(name, f"not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        except OSError as exc:
+            raise TrainingError(f"could not read {self.file(name)}: {exc.strerror or exc}") from None
+        if not isinstance(data, kind):
+            raise self.damaged(name, f"expected a JSON {'object' if kind is dict else kind.__name__}")
+        return data
 
     def read_settings(self) -> Settings:
         """``settings.json`` as typed :class:`~nnspec.training.settings.Settings`."""
         from nnspec.training.settings import Settings
 
-        return Settings.from_json(self.read_json("settings.json"))
+        record = self.read_json("settings.json")
+        problems = [key for key, kind in REQUIRED_SETTINGS.items() if not isinstance(record.get(key), kind)]
+        if not problems and record["backend"] not in ("torch", "keras"):
+            problems = ["backend"]
+        for key, kind in OPTIONAL_SETTINGS.items():
+            if not problems and key in record and record[key] is not None and not isinstance(record[key], kind):
+                problems = [key]
+        if problems:
+            raise self.damaged("settings.json", f"`{problems[0]}` is missing or has the wrong type")
+        try:
+            return Settings.from_json(record)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise self.damaged("settings.json", f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
     def write_settings(self, settings: Settings) -> None:
         self.write_json("settings.json", settings.to_json())
@@ -135,13 +217,24 @@ class RunDir:
         atomic_write(self.file("history.csv"), buf.getvalue())
 
     def read_history(self) -> list[dict]:
+        """history.csv rows; a truncated or edited file (a row missing cells, epochs out of order) is an error."""
         if not self.exists("history.csv"):
             return []
-        with open(self.file("history.csv"), encoding="utf-8", newline="") as fh:
-            rows = []
-            for row in csv.DictReader(fh):
-                rows.append({k: (int(v) if k == "epoch" else _parse_cell(v)) for k, v in row.items()})
-            return rows
+        try:
+            with open(self.file("history.csv"), encoding="utf-8", newline="") as fh:
+                reader = csv.DictReader(fh)
+                rows = []
+                for row in reader:
+                    if None in row or None in row.values() or not str(row.get("epoch", "")).isdigit():
+                        raise self.damaged("history.csv", f"line {reader.line_num} is incomplete or malformed")
+                    rows.append({k: (int(v) if k == "epoch" else _parse_cell(v)) for k, v in row.items()})
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise self.damaged("history.csv", str(exc)) from None
+        except OSError as exc:
+            raise TrainingError(f"could not read {self.file('history.csv')}: {exc.strerror or exc}") from None
+        if [r["epoch"] for r in rows] != list(range(1, len(rows) + 1)):
+            raise self.damaged("history.csv", "its epochs are not 1, 2, 3, ...")
+        return rows
 
     # --- checkpoints ---------------------------------------------------------------------
     def checkpoint_file(self, kind: str, epoch: int, ext: str) -> str:
@@ -160,8 +253,32 @@ class RunDir:
                     pass
 
     def read_checkpoint(self) -> dict | None:
+        """checkpoints/state.json, checked: an epoch number and the names of existing checkpoint files."""
         name = os.path.join("checkpoints", "state.json")
-        return self.read_json(name) if self.exists(name) else None
+        if not self.exists(name):
+            return None
+        state = self.read_json(name)
+        epoch = state.get("epoch")
+        files = state.get("files")
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+            raise self.damaged(name, "no valid `epoch`")
+        if not isinstance(files, dict) or not all(isinstance(files.get(k), str) for k in ("model", "optimizer")):
+            raise self.damaged(name, "no valid `files`")
+        for kind in ("model", "optimizer"):
+            base = files[kind]
+            if os.path.basename(base) != base or base in ("", ".", ".."):
+                raise self.damaged(name, f"the {kind} file name {base!r} is not a plain file name")
+            if not os.path.isfile(self.file("checkpoints", base)):
+                raise TrainingError(f"{self.file('checkpoints', base)} is missing; the checkpoint of epoch {epoch} "
+                                    "cannot be restored (train again, or restore the file)")
+        return state
+
+
+REQUIRED_SETTINGS: dict[str, type | tuple[type, ...]] = {"backend": str, "epochs": int, "batch_size": int,
+                                                         "losses": dict}
+OPTIONAL_SETTINGS: dict[str, type | tuple[type, ...]] = {"ensemble": int, "overrides": list, "spec_path": str,
+                                                         "optimizer": dict, "schedule": dict, "metrics": list,
+                                                         "class_names": list, "data": dict, "versions": dict}
 
 
 def _format_cell(value):

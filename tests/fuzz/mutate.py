@@ -160,6 +160,8 @@ def mutate_data(doc, rng: random.Random):
     places = list(_places(doc))
     path, value = rng.choice(places)
     names = _names_in(doc)
+    if rng.random() < 0.35:
+        return _benign(doc, places, rng)
     op = rng.randrange(9)
     if op == 0:  # replace with something hostile
         return _set(doc, path, hostile_value(rng, names))
@@ -212,6 +214,33 @@ def mutate_data(doc, rng: random.Random):
             doc[b] = doc.pop(a)
         return doc
     return _set(doc, path, hostile_value(rng, names))
+
+
+GOOD_LAYERS = [{"dropout": 0.25}, "batch_norm", {"dense": 8}, {"activation": "relu"}, "flatten",
+               {"conv2d": {"filters": 4, "kernel_size": 3, "padding": "same"}}, {"max_pool2d": 2},
+               "global_average_pool2d", {"reshape": [-1]}, "layer_norm"]
+
+
+def _benign(doc, places, rng: random.Random):
+    """A plausible edit (another size, activation or an extra common layer): keeps many specs valid,
+    so that summary, resolve, render and diff see varied valid graphs too."""
+    import copy
+
+    ints = [(p, v) for p, v in places if isinstance(v, int) and not isinstance(v, bool) and p]
+    lists = [(p, v) for p, v in places if isinstance(v, list) and p and p[0] in ("encoder", "decoder", "head")]
+    roll = rng.random()
+    if ints and roll < 0.5:
+        path, _ = rng.choice(ints)
+        return _set(doc, path, rng.choice([1, 2, 3, 4, 5, 8, 16, 32, 64, 128]))
+    if lists and roll < 0.9:
+        _, items = rng.choice(lists)
+        items.insert(rng.randrange(len(items) + 1), copy.deepcopy(rng.choice(GOOD_LAYERS)))
+        return doc
+    strs = [(p, v) for p, v in places if v in ("relu", "linear", "softmax", "tanh", "sigmoid", "same", "valid")]
+    if strs:
+        path, _ = rng.choice(strs)
+        return _set(doc, path, rng.choice(["relu", "linear", "softmax", "tanh", "sigmoid", "same", "valid", "gelu"]))
+    return doc
 
 
 def mutate_text(text: str, rng: random.Random) -> str:
