@@ -10,7 +10,7 @@ from nnspec.errors import SpecError
 from nnspec.pipeline import Spec, load
 from nnspec.pipeline import check as _check
 
-__all__ = ["Spec", "build", "check", "diff", "inspect", "lint", "load", "render", "summarize", "train"]
+__all__ = ["Spec", "build", "check", "diff", "import_keras", "inspect", "lint", "load", "render", "summarize", "train"]
 
 
 def check(spec: str | os.PathLike[str] | Spec | None, *, text: str | None = None, overrides: Iterable[str] = (),
@@ -84,3 +84,17 @@ def inspect(run_dir, **options):
     from nnspec.inspect import inspect_run
 
     return inspect_run(str(run_dir), **options)
+
+
+def import_keras(model, name: str | None = None):
+    """A Keras model (a built model, a ``.keras`` path or ``"keras.applications.NAME"``) as a spec.
+
+    Returns ``(imported, spec, weights)``: ``imported.text`` is the YAML, ``imported.notes`` what was
+    approximated, ``spec`` the loaded spec and ``weights`` its neutral weights (``"layer/param"``).
+    """
+    from nnspec.backends.base import get_backend
+
+    get_backend("keras")  # a missing Keras is one clear line
+    from nnspec.backends.keras.importer import import_keras as _import
+
+    return _import(model, name)

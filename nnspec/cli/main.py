@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("nnspec.cli.predict", "predict with a trained run"),
     "export": ("nnspec.cli.export", "export a model to onnx, torchscript or keras"),
     "inspect": ("nnspec.cli.inspect", "pictures of what a trained network learned"),
+    "import": ("nnspec.cli.import_cmd", "turn a Keras model (.keras file or keras.applications.NAME) into a spec"),
 }
 
 

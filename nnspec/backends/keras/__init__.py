@@ -298,7 +298,7 @@ def get_weights(model, spec) -> dict[str, np.ndarray]:
     """Every parameter as ``{"<layer>/<param>": array}`` in the catalog's (Keras's) layout."""
     out = {}
     for node in spec.graph.nodes.values():
-        if node.is_input:
+        if node.is_input or not node_params(spec, node.name):  # an imported `x + 3.0` is an op, not a layer
             continue
         for p, v in zip(node_params(spec, node.name), _variables(model, spec, node), strict=True):
             out[f"{node.name}/{p.name}"] = np.array(v.numpy())
@@ -309,7 +309,7 @@ def set_weights(model, spec, weights: dict[str, np.ndarray]) -> None:
     """Load ``{"<layer>/<param>": array}``; keys and shapes are checked first."""
     check_weights(spec, weights)
     for node in spec.graph.nodes.values():
-        if node.is_input:
+        if node.is_input or not node_params(spec, node.name):
             continue
         for p, v in zip(node_params(spec, node.name), _variables(model, spec, node), strict=True):
             v.assign(np.asarray(weights[f"{node.name}/{p.name}"], dtype=v.dtype))
