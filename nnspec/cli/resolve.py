@@ -6,6 +6,8 @@ block use it came from (instance label, repeat_index, block_index).
 
 from __future__ import annotations
 
+from typing import Any
+
 from nnspec.cli.common import add_override_argument
 
 
@@ -21,7 +23,7 @@ def run(args, out, err) -> int:
 
     spec = load(args.spec, overrides=args.overrides)
     g = spec.graph
-    doc = {"name": g.name, "inputs": {}, "layers": []}
+    doc: dict[str, Any] = {"name": g.name, "inputs": {}, "layers": []}
     for node in g.nodes.values():
         if node.is_input:
             doc["inputs"][node.name] = dict(node.attrs)

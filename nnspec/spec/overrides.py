@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from nnspec.diagnostics import Diagnostic
 from nnspec.errors import SpecError
@@ -114,7 +115,8 @@ def apply_override(src: Source, override: Override) -> tuple:
     if not isinstance(node, dict):
         raise _error(override.text, "the spec is not a mapping, so nothing in it can be set")
     data_path: tuple = ()
-    container, slot = None, None  # where `node` itself lives, to replace a layer written as a bare name
+    container: Any = None  # where `node` itself lives, to replace a layer written as a bare name
+    slot: Any = None
     for i, part in enumerate(override.path):
         last = i == len(override.path) - 1
         shown = format_path(override.path[:i]) or "the spec"

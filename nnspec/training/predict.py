@@ -8,6 +8,7 @@ input shape; ``prepared=True`` feeds float arrays unchanged.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
@@ -126,7 +127,7 @@ def predict_files(run_dir: str, paths: list[str], backend: str | None = None, pr
     names = list(settings.class_names or [])
     out = []
     for i, label in enumerate(labels):
-        heads = {}
+        heads: dict[str, Any] = {}
         for head, loss in settings.losses.items():
             p = M.probabilities(preds[head][i], loss)
             if loss.class_indices:

@@ -13,6 +13,7 @@ the module implements Keras's variant exactly, with its parameters stored in Ker
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 import torch
@@ -105,13 +106,15 @@ class KerasLayer:
     frozen: bool = False
 
     def keras_weights(self) -> dict[str, np.ndarray]:
-        state = dict(self.named_parameters())
-        state.update(dict(self.named_buffers()))
+        module = cast(nn.Module, self)  # every KerasLayer is also an nn.Module
+        state: dict[str, torch.Tensor] = dict(module.named_parameters())
+        state.update(dict(module.named_buffers()))
         return {k.replace(".", "/"): _np(v) for k, v in state.items()}
 
     def load_keras_weights(self, weights: dict[str, np.ndarray]) -> None:
-        state = dict(self.named_parameters())
-        state.update(dict(self.named_buffers()))
+        module = cast(nn.Module, self)
+        state: dict[str, torch.Tensor] = dict(module.named_parameters())
+        state.update(dict(module.named_buffers()))
         for key, value in weights.items():
             _put(state[key.replace("/", ".")], value)
 
@@ -320,7 +323,8 @@ class Conv(_ConvMixin, KerasLayer, nn.Module):
         self._window(a, n)
         conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[n]
         self.groups = a.get("groups", 1)
-        self.conv = conv(cin, a["filters"], self.kernel_size, self.stride, 0, self.dilation, self.groups, a["use_bias"])
+        self.conv = conv(cin, a["filters"], self.kernel_size, self.stride, 0, self.dilation, self.groups,  # type: ignore[arg-type]
+                         a["use_bias"])
 
     def forward(self, x):
         y = self.conv(self._pad(_first(x)))
@@ -346,7 +350,8 @@ class DepthwiseConv2D(_ConvMixin, KerasLayer, nn.Module):
         super().__init__()
         self._window(a, 2)
         self.cin, self.dm = cin, a["depth_multiplier"]
-        self.conv = nn.Conv2d(cin, cin * self.dm, self.kernel_size, self.stride, 0, self.dilation, cin, a["use_bias"])
+        self.conv = nn.Conv2d(cin, cin * self.dm, self.kernel_size, self.stride, 0, self.dilation,  # type: ignore[arg-type]
+                              cin, a["use_bias"])
 
     def forward(self, x):
         return activation(self.act)(_last(self.conv(self._pad(_first(x)))))
@@ -376,7 +381,8 @@ class SeparableConv2D(_ConvMixin, KerasLayer, nn.Module):
         self._window(a, 2)
         self.cin, self.dm = cin, a["depth_multiplier"]
         mid = cin * self.dm
-        self.depthwise = nn.Conv2d(cin, mid, self.kernel_size, self.stride, 0, self.dilation, cin, bias=False)
+        self.depthwise = nn.Conv2d(cin, mid, self.kernel_size, self.stride, 0, self.dilation,  # type: ignore[arg-type]
+                                   cin, bias=False)
         self.pointwise = nn.Conv2d(mid, a["filters"], 1, bias=a["use_bias"])
 
     def forward(self, x):
@@ -416,7 +422,8 @@ class Conv2DTranspose(KerasLayer, nn.Module):
         op = a.get("output_padding")
         self.output_padding = as_tuple(op, 2) if op is not None else None
         self.act = a["activation"]
-        self.deconv = nn.ConvTranspose2d(cin, a["filters"], self.kernel_size, self.stride, bias=a["use_bias"])
+        self.deconv = nn.ConvTranspose2d(cin, a["filters"], self.kernel_size, self.stride,  # type: ignore[arg-type]
+                                         bias=a["use_bias"])
 
     def forward(self, x):
         y = F.conv_transpose2d(_first(x), self.deconv.weight, None, self.stride)
@@ -649,7 +656,7 @@ class Recurrent(KerasLayer, nn.Module):
             shape = (2, 3 * u) if kind == "gru" and self.reset_after else (gates * u,)
             self.bias = nn.Parameter(torch.zeros(shape))
         else:
-            self.bias = None
+            self.bias = None  # type: ignore[assignment]
 
     def forward(self, x):
         if self.go_backwards:
