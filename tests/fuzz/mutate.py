@@ -77,16 +77,22 @@ def expression(rng: random.Random, names: list[str], depth: int = 0) -> str:
     """A random expression over numbers, the spec's names, operators and functions (valid or not)."""
     roll = rng.random()
     if depth > 3 or roll < 0.3:
-        pool = [str(rng.choice([0, 1, 2, 3, 8, 64, 10**9, 10**18])), str(rng.choice([0.5, 2.0, 1e300, 1e-300]))]
+        pool = [str(rng.choice([0, 1, 2, 3, 8, 64, 10**9, 10**18])), str(rng.choice([0.5, 2.0, 1e300, 1e-300])),
+                rng.choice(["true", "false", "input", "prev", "input.shape[-1]", "prev.shape", "'relu'",
+                            "repeat_index", "block_index", "block_count"])]
         if names:
             pool.append(rng.choice(names))
         return rng.choice(pool)
     if roll < 0.75:
         op = rng.choice(["+", "-", "*", "/", "//", "%", "**", "<", "==", " and ", " or ", "&", "<<", "@"])
         return f"({expression(rng, names, depth + 1)}{op}{expression(rng, names, depth + 1)})"
-    if roll < 0.85:
+    if roll < 0.8:
         return f"-{expression(rng, names, depth + 1)}"
-    fn = rng.choice(["min", "max", "round", "int", "abs", "len", "float", "pow", "str"])
+    if roll < 0.85:
+        a, b, c = (expression(rng, names, depth + 1) for _ in range(3))
+        return rng.choice([f"({a} if {b} else {c})", f"(not {a})", f"({a} <= {b} < {c})"])
+    fn = rng.choice(["min", "max", "round", "int", "abs", "len", "float", "pow", "str", "letter", "channels",
+                     "ceil", "floor"])
     args = ", ".join(expression(rng, names, depth + 1) for _ in range(rng.randint(0, 3)))
     return f"{fn}({args})"
 
@@ -199,6 +205,10 @@ def mutate_data(doc, rng: random.Random):
             use["inputs"] = hostile_value(rng, names)
         if rng.random() < 0.3:
             use["with"] = {rng.choice(names): hostile_value(rng, names)}
+        if rng.random() < 0.3:
+            use["when"] = "${" + expression(rng, names) + "}"
+        if rng.random() < 0.2:
+            use["prefix"] = rng.choice(["s${repeat_index}_", "b${letter(block_index)}_", "${1/0}", "../", ""])
         section = doc.get("encoder") if isinstance(doc.get("encoder"), list) else None
         if section is not None:
             section.insert(rng.randrange(len(section) + 1), {"block": use})
