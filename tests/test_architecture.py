@@ -173,3 +173,18 @@ def test_every_backend_provides_the_protocol():
         module = get_backend(name)
         missing = sorted({w for w in wanted if not hasattr(module, w)})
         assert not missing, f"backend {name} lacks {missing}"
+
+
+@pytest.mark.keras
+def test_keras_mixed_precision_is_set_per_layer_and_leaves_the_global_policy_alone():
+    import keras
+
+    import nnspec
+    from nnspec.backends import keras as kb
+
+    before = keras.mixed_precision.global_policy().name
+    spec = nnspec.load(ROOT / "specs" / "fashion_mnist_cnn.yaml")
+    model = kb.build(spec, seed=0, dtype_policy="mixed_bfloat16")
+    assert keras.mixed_precision.global_policy().name == before
+    assert model.get_layer("conv2d").dtype_policy.name == "mixed_bfloat16"
+    assert model.get_layer(spec.graph.heads["output"]).dtype_policy.name == "float32"  # outputs stay float32

@@ -210,24 +210,28 @@ BUILDERS = {
 }
 
 
-def _make_layer(spec, node):
+def _make_layer(spec, node, dtype_policy: str | None = None):
     builder = BUILDERS.get(node.type) or plugin_builder(node.type, "keras")
     if builder is None:
         raise backend_error(spec, node, f"the keras backend has no builder for layer type `{node.type}`")
     layer = builder(node)
     layer.name = node.name
     layer._name = node.name
+    if dtype_policy is not None:
+        layer.dtype_policy = dtype_policy  # this layer only: Keras's global policy is never touched
     if not node.trainable:
         layer.trainable = False
     return layer
 
 
-def build(spec, seed: int | None = None):
+def build(spec, seed: int | None = None, dtype_policy: str | None = None):
     """Compile a loaded spec to a functional ``keras.Model``.
 
     With ``seed``, the initial weights are nnspec's numpy re-implementation of the spec's Keras
     initialisers: repeatable, and identical to a torch build with the same seed. Without it, Keras's
-    own initialisers draw them (``keras.utils.set_random_seed`` applies).
+    own initialisers draw them (``keras.utils.set_random_seed`` applies). ``dtype_policy`` (e.g.
+    ``"mixed_bfloat16"``) is set on every layer except the heads, which stay float32 as Keras's
+    mixed-precision guide advises for the outputs.
     """
     from nnspec.pipeline import load
 
@@ -239,7 +243,8 @@ def build(spec, seed: int | None = None):
             shape = tuple(None if not isinstance(d, int) else d for d in node.attrs["shape"])
             values[node.name] = keras.Input(shape=shape, name=node.name, dtype=node.attrs.get("dtype", "float32"))
             continue
-        layer = _make_layer(spec, node)
+        head = node.name in graph.heads.values()
+        layer = _make_layer(spec, node, None if head else dtype_policy)
         args = [values[i] for i in node.inputs]
         style = registry.get(node.type).call_style
         if style == "list" or (style == "single" and len(args) > 1):

@@ -146,14 +146,9 @@ class Loop:
         self.augment = augment
         self.scope = _device_scope(settings.device)
         keras.utils.set_random_seed(settings.seed)
-        policy = keras.mixed_precision.global_policy().name
-        if settings.mixed_precision and settings.device == "cuda":
-            keras.mixed_precision.set_global_policy("mixed_bfloat16")
-        try:
-            with self.scope:
-                self.model = self.backend.build(spec, seed=settings.seed)
-        finally:
-            keras.mixed_precision.set_global_policy(policy)
+        policy = "mixed_bfloat16" if settings.mixed_precision and settings.device == "cuda" else None
+        with self.scope:
+            self.model = self.backend.build(spec, seed=settings.seed, dtype_policy=policy)
         if train is None:
             return
         self.n = len(train)
