@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None, out=None, err=None) -> int:
         parser.print_help(out)
         return 2
     module = importlib.import_module(COMMANDS[args.command][0])
+    args.argv = argv  # the command line as given (`train --nproc` starts workers with it)
     from nnspec.errors import SpecError, UserError
 
     try:

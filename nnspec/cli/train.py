@@ -25,10 +25,14 @@ def add_arguments(p) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue an interrupted run from its last completed epoch")
     p.add_argument("--quiet", action="store_true", help="print only the run directory and the results")
+    p.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="data-parallel replicas on this machine: torch starts N processes through "
+                        "torch.distributed.run (one per GPU, or CPU processes); keras uses N devices "
+                        "(JAX DataParallel, TensorFlow MirroredStrategy). train.batch_size stays the global batch")
 
 
 def _positive(args, err) -> bool:
-    for name in ("epochs", "batch_size", "limit", "ensemble"):
+    for name in ("epochs", "batch_size", "limit", "ensemble", "nproc"):
         value = getattr(args, name)
         if value is not None and value < 1:
             print(f"error: --{name.replace('_', '-')} must be >= 1 (got {value})", file=err)
@@ -40,7 +44,6 @@ def _positive(args, err) -> bool:
 
 
 def run(args, out, err) -> int:
-    from nnspec.training.run import train
 
     if not _positive(args, err):
         return 2
@@ -58,11 +61,31 @@ def run(args, out, err) -> int:
         return 2
     elif args.backend is not None:
         print("note: --resume continues on the run's own backend; --backend is ignored", file=err)
+    from nnspec.training.parallel import World
+
+    world = World.from_env()
+    backend = _run_backend(args.resume) if args.resume else (args.backend or "torch")
+    if (args.nproc or 1) > 1 and not world.distributed and backend == "torch":
+        return _launch(args, spec, err)
+    if world.distributed:
+        return _replica(args, spec, out, err, world)
+    return _train(args, spec, out, err, replicas=args.nproc if backend == "keras" else None)
+
+
+def _run_backend(run_dir: str) -> str:
+    from nnspec.training.rundir import RunDir
+
+    return str(RunDir.open(run_dir).read_json("settings.json")["backend"])
+
+
+def _train(args, spec, out, err, replicas: int | None = None) -> int:
+    from nnspec.training.run import train
+
     try:
         result = train(spec, backend=args.backend or "torch", epochs=args.epochs, batch_size=args.batch_size,
                        lr=args.lr, seed=args.seed, device=args.device, out=args.out, limit=args.limit,
                        ensemble=args.ensemble, resume=args.resume, progress=_Quiet(out) if args.quiet else out,
-                       keras_backend=args.keras_backend)
+                       keras_backend=args.keras_backend, replicas=replicas)
     except KeyboardInterrupt as exc:
         where = getattr(exc, "run_dir", None)
         print("interrupted" + (f"; every completed epoch is saved: nnspec train --resume {where}" if where else ""),
@@ -73,6 +96,51 @@ def run(args, out, err) -> int:
 
         print(results_text(result), file=out)
     return 0
+
+
+def _launch(args, spec, err) -> int:
+    """``--nproc N`` on torch: check what can be checked here, once, then start N workers."""
+    from nnspec.training.parallel import local_batch_size
+
+    if args.resume:
+        from nnspec.training.rundir import RunDir
+
+        saved = RunDir.open(args.resume).read_settings()
+        if saved.ensemble == 1:
+            local_batch_size(saved.batch_size, args.nproc)
+    else:
+        from nnspec.training.settings import resolve
+
+        settings = resolve(spec, "torch", {"batch_size": args.batch_size, "ensemble": args.ensemble})
+        if settings.ensemble == 1:
+            local_batch_size(settings.batch_size, args.nproc, spec, from_flag=args.batch_size is not None)
+    from nnspec.backends.torch.distributed import launch
+
+    return launch(_without_nproc(args.argv), args.nproc, err)
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
+def _replica(args, spec, out, err, world) -> int:
+    """One of several workers (torchrun, or ``--nproc``): its error goes to the launcher, shown once."""
+    from nnspec.errors import UserError
+    from nnspec.training.parallel import report_failure
+
+    try:
+        return _train(args, spec, out, err)
+    except UserError as exc:
+        report_failure(f"error: {exc}", world, err)
+        return 1
 
 
 class _Quiet:

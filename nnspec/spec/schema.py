@@ -117,6 +117,9 @@ TRAIN = _obj(
             "description": "keras: training steps per host round trip. Default: auto (16 on the CPU, 1 on GPUs).",
         },
         "compile": {"type": "boolean", "description": "Compile the training step (torch.compile / XLA). Default: false."},
+        "sync_batch_norm": {"type": "boolean",
+                            "description": "With several data-parallel replicas, batch norm uses the statistics of "
+                            "the global batch. Default: true when replicas > 1."},
     },
     "How to train: optimiser, schedule, batch size, epochs, early stopping, seed, ensemble.",
 )

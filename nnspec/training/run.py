@@ -20,6 +20,7 @@ from nnspec.errors import SpecError, UserError
 from nnspec.training import metrics as M
 from nnspec.training.control import LearningRate, Monitor, epoch_seed  # noqa: F401  (re-exported)
 from nnspec.training.errors import NonFiniteLoss, TrainingError
+from nnspec.training.parallel import Collective, Solo, World, local_batch_size, members_of
 from nnspec.training.progress import Progress, format_metric, log_order
 from nnspec.training.rundir import RunDir
 from nnspec.training.settings import Settings, resolve, steps_per_epoch, versions
@@ -71,7 +72,7 @@ def train(spec, backend: str = "torch", epochs: int | None = None, batch_size: i
           lr: float | None = None, seed: int | None = None, device: str | None = None, out: str | None = None,
           limit: int | None = None, ensemble: int | None = None, resume: str | None = None, progress=True,
           validation_split: float | None = None, callbacks: list | None = None,
-          keras_backend: str | None = None) -> RunResult:
+          keras_backend: str | None = None, replicas: int | None = None) -> RunResult:
     """Train ``spec`` and record the run under ``out`` (default ``runs``): ``<out>/<spec name>/<timestamp>/``.
 
     Arguments override the spec's ``train:`` section (None keeps the spec's value). ``resume``
@@ -79,46 +80,104 @@ def train(spec, backend: str = "torch", epochs: int | None = None, batch_size: i
     ``progress``: True prints to stdout, a stream prints there, False is silent. ``callbacks``:
     functions ``f(epoch, row)`` called after each epoch is recorded (epoch is 1-based).
     ``keras_backend`` picks Keras's engine (tensorflow, jax, torch) for ``backend="keras"``.
+    ``replicas`` (keras): train data-parallel on that many devices of this process (JAX DataParallel,
+    TensorFlow MirroredStrategy); torch replicas are processes (``nnspec train --nproc N``, torchrun).
     Raises :class:`TrainingError` (a clear one-line message) when the run cannot go on, and
     :class:`RunInterrupted` (a KeyboardInterrupt naming the run directory) on Ctrl-C.
     """
-    stream = _stream(progress)
+    world = World.from_env()  # several replicas when started by torchrun / `nnspec train --nproc N`
+    stream = _stream(progress) if world.is_main else None
     if resume:
-        return _resume(resume, spec, epochs=epochs, stream=stream, callbacks=callbacks, device=device)
+        return _resume(resume, spec, epochs=epochs, stream=stream, callbacks=callbacks, device=device, world=world,
+                       replicas=replicas)
     backend = backend or "torch"
     overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "device": device,
                  "limit": limit, "ensemble": ensemble, "validation_split": validation_split}
     settings = resolve(spec, backend, overrides)
+    replicas = _device_replicas(backend, replicas, keras_backend, settings.device)
+    if world.size * replicas > 1 and settings.ensemble == 1:
+        local_batch_size(settings.batch_size, world.size * replicas, spec, from_flag=batch_size is not None)
     loop_module = _backend(backend, keras_backend)
     device = loop_module.select_device(settings.device)  # fail before loading data
-    splits = _load_data(spec, settings)
+    collective, device = _join(loop_module, world, device)
+    try:
+        return _train_new(spec, overrides, loop_module, device, collective, replicas, out, stream, callbacks)
+    finally:
+        collective.close()
+
+
+def _train_new(spec, overrides: dict, loop_module, device: str, collective: Collective, replicas: int,
+               out: str | None, stream, callbacks) -> RunResult:
+    world = collective.world
+    backend = loop_module.NAME
+    splits = _load_data(spec, resolve(spec, backend, overrides))
     settings = resolve(spec, backend, overrides, task=splits.task)
     _check_task(spec, settings, splits)
     settings = settings.replace(
         data=dict(getattr(splits, "info", None) or {}), **_data_facts(splits), device=device,
-        versions=versions(loop_module),
+        versions=versions(loop_module), **_parallel_facts(spec, world, replicas),
         spec_path=os.path.abspath(spec.path) if spec.path and os.path.exists(spec.path) else None,
         created=time.strftime("%Y-%m-%dT%H:%M:%S"),
     )  # overrides (--set PATH=VALUE) are on the settings already and re-applied on resume
-    run = RunDir.create(out or "runs", spec.name)
-    run.lock()
+    own = None
+    if world.is_main:  # rank 0 makes, locks and writes the run directory; the others learn its path
+        own = RunDir.create(out or "runs", spec.name)
+        own.lock()
+    path = collective.broadcast(own.path if own is not None else None)
     try:
-        return _train_new(spec, settings, run, splits, loop_module, stream, callbacks)
+        return _train_in(spec, settings, own if own is not None else RunDir(path), splits, loop_module, stream,
+                         callbacks, collective)
     finally:
-        run.unlock()
+        if own is not None:
+            own.unlock()
 
 
-def _train_new(spec, settings: Settings, run: RunDir, splits, loop_module, stream, callbacks) -> RunResult:
-    run.write_text("spec.yaml", spec.source.text)
-    run.write_settings(settings)
+def _train_in(spec, settings: Settings, run: RunDir, splits, loop_module, stream, callbacks,
+              collective: Collective) -> RunResult:
+    if collective.world.is_main:
+        run.write_text("spec.yaml", spec.source.text)
+        run.write_settings(settings)
     if stream:
         stream.write(f"run directory: {run.path}\n")
     try:
         if settings.ensemble > 1:
-            return _train_ensemble(spec, settings, run, splits, loop_module, stream, callbacks)
-        return _train_one(spec, settings, run, splits, loop_module, stream, callbacks)
+            return _train_ensemble(spec, settings, run, splits, loop_module, stream, callbacks, collective=collective)
+        return _train_one(spec, settings, run, splits, loop_module, stream, callbacks, collective=collective)
     except KeyboardInterrupt:
         raise RunInterrupted(run.path) from None
+
+
+def _device_replicas(backend: str, replicas: int | None, keras_backend: str | None, device: str) -> int:
+    """Replicas on the devices of this one process (keras); JAX's CPU devices are made here, before it starts."""
+    replicas = int(replicas or 1)
+    if replicas > 1 and backend != "keras":
+        raise TrainingError(f"the {backend} backend runs one replica per process: start {replicas} with "
+                            f"`nnspec train --nproc {replicas}` or torchrun")
+    if replicas > 1:
+        from nnspec.training.parallel import prepare_host_devices
+
+        prepare_host_devices(keras_backend or os.environ.get("KERAS_BACKEND") or "tensorflow", replicas, device)
+    return replicas
+
+
+def _join(loop_module, world: World, device: str) -> tuple[Collective, str]:
+    """The replicas' collectives (the backend's process group) and this process's device."""
+    if not world.distributed:
+        return Solo(), device
+    init = getattr(loop_module, "init_parallel", None)
+    if init is None:
+        raise TrainingError(f"the {loop_module.NAME} backend does not train on several processes "
+                            f"(WORLD_SIZE={world.size}); use --backend torch, or one process")
+    return init(world, device)
+
+
+def _parallel_facts(spec, world: World, replicas: int = 1) -> dict:
+    """What a run records of its replicas (settings.json): the world size (replicas in all), the
+    processes, the devices per process, synchronised BN, and the world size of each stretch of epochs."""
+    total = world.size * replicas
+    return {"world_size": total, "processes": world.size, "replicas": replicas,
+            "sync_batch_norm": bool(spec.train.get("sync_batch_norm", total > 1)),
+            "world_sizes": ({"from_epoch": 1, "world_size": total},)}
 
 
 def _stream(progress):
@@ -199,8 +258,9 @@ class Epochs:
     """Records each finished epoch: history, checkpoints, best weights, schedule, early stopping."""
 
     def __init__(self, spec, settings: Settings, run: RunDir, loop, stream, callbacks, n_train: int,
-                 has_val: bool, state: dict | None = None, history: list | None = None):
+                 has_val: bool, state: dict | None = None, history: list | None = None, writes: bool = True):
         self.spec, self.settings, self.run, self.loop = spec, settings, run, loop
+        self.writes = writes  # False on the replicas other than rank 0: they decide, but do not record
         self.callbacks = list(callbacks or [])
         self.progress = Progress(stream, settings.epochs, prefix=settings.progress_prefix)
         self.steps = steps_per_epoch(n_train, settings.batch_size)
@@ -233,9 +293,19 @@ class Epochs:
         row["lr"] = float(lr)
         row["seconds"] = round(float(seconds), 4)
         self.history.append(row)
+        improved = self.best.update(epoch + 1, row)
+        self.lr.epoch_end(row)
+        es = self.settings.early_stopping
+        stop = es is not None and not improved and self.best.wait >= max(1, es.patience)
+        self.stopped_early = stop and epoch + 1 < self.settings.epochs
+        if self.writes:  # every replica decides the same (same reduced logs); rank 0 records
+            self._record(epoch, row, improved)
+        return stop
+
+    def _record(self, epoch: int, row: dict, improved: bool) -> None:
+        """History, checkpoint, best/last weights, progress line and callbacks of a finished epoch."""
         self.run.write_history(self.history)
         weights = self.loop.get_weights()
-        improved = self.best.update(epoch + 1, row)
         from nnspec.backends.weights import write_weights
 
         meta = {"spec": self.spec.name, "epoch": str(epoch + 1), "backend": self.settings.backend}
@@ -246,10 +316,6 @@ class Epochs:
         write_weights(self.run.weights_last, weights, meta)
         if improved or not os.path.exists(self.run.weights_best):
             write_weights(self.run.weights_best, weights, {**meta, "monitor": self.best.name})
-        self.lr.epoch_end(row)
-        es = self.settings.early_stopping
-        stop = es is not None and not improved and self.best.wait >= max(1, es.patience)
-        self.stopped_early = stop and epoch + 1 < self.settings.epochs
         self.run.commit_checkpoint({
             "epoch": epoch + 1,
             "status": "running",
@@ -264,9 +330,10 @@ class Epochs:
         self.progress.epoch_end(row, note.strip())
         for callback in self.callbacks:
             callback(epoch + 1, row)
-        return stop
 
     def mark(self, status: str, **extra) -> None:
+        if not self.writes:
+            return
         state = self.run.read_checkpoint()
         if state is not None:
             state.update(status=status, **extra)
@@ -293,11 +360,15 @@ def adapt_normalization(spec, data: Data, loop) -> list[str]:
 
 
 def _train_one(spec, settings: Settings, run: RunDir, splits, loop_module, stream, callbacks,
-               resume_state: dict | None = None) -> RunResult:
+               resume_state: dict | None = None, collective: Collective | None = None) -> RunResult:
+    """One model; data-parallel over the replicas when ``collective`` has several."""
+    collective = collective or Solo()
+    main = collective.world.is_main
     train_data = as_data(spec, splits.train, settings)
     val_data = as_data(spec, getattr(splits, "val", None), settings)
     test_data = as_data(spec, splits.test, settings)
-    loop = loop_module.trainer(spec, settings, train_data, val_data, augment=splits.augment)
+    extra = {"parallel": collective} if collective.world.distributed else {}
+    loop = loop_module.trainer(spec, settings, train_data, val_data, augment=splits.augment, **extra)
     start = 0
     history = None
     if not resume_state and train_data is not None:
@@ -323,7 +394,7 @@ def _train_one(spec, settings: Settings, run: RunDir, splits, loop_module, strea
     if train_data is None:
         raise TrainingError("there are no training examples (check data.limit and validation_split)")
     epochs = Epochs(spec, settings, run, loop, stream, callbacks, len(train_data), val_data is not None,
-                    resume_state, history)
+                    resume_state, history, writes=main)
     if start < settings.epochs and not epochs.stopped_early:
         try:
             loop.fit(start, settings.epochs, epochs)
@@ -337,6 +408,9 @@ def _train_one(spec, settings: Settings, run: RunDir, splits, loop_module, strea
         except KeyboardInterrupt:
             epochs.mark("interrupted")
             raise
+    if not main:  # rank 0 scores the test set and writes the results
+        return RunResult(run.path, settings, epochs.history, best_epoch=epochs.best.best_epoch,
+                         stopped_early=epochs.stopped_early)
     es = settings.early_stopping
     which = "last"
     if es and es.restore_best_weights and os.path.exists(run.weights_best):
@@ -428,11 +502,15 @@ def results_text(result: RunResult) -> str:
 
 # --- ensembles ------------------------------------------------------------------------------
 def _train_ensemble(spec, settings: Settings, run: RunDir, splits, loop_module, stream, callbacks,
-                    resume: bool = False) -> RunResult:
+                    resume: bool = False, collective: Collective | None = None) -> RunResult:
+    """Members one after another; with several replicas each rank trains whole members (member i on
+    rank i mod N) and rank 0 assembles the ensemble once every member is done."""
     from nnspec.training.ensemble import aggregate
 
+    collective = collective or Solo()
+    world = collective.world
     n = settings.ensemble
-    members, probs = [], []
+    done: list[tuple[int, RunResult, np.ndarray]] = []
     test = as_data(spec, splits.test, settings)
     if test is None:
         raise TrainingError("ensembles are scored on the test set, and this run's data has none")
@@ -440,7 +518,7 @@ def _train_ensemble(spec, settings: Settings, run: RunDir, splits, loop_module, 
     if not settings.losses[head].class_indices:
         raise TrainingError("ensembles average class probabilities: the first head needs a categorical "
                             "cross-entropy loss")
-    for i in range(n):
+    for i in members_of(world.rank, n, world.size):
         member_run = run.member(i)
         member_settings = settings.replace(seed=settings.seed + i, ensemble=1, member=i,
                                            progress_prefix=f"[member {i + 1}/{n}] ")
@@ -455,8 +533,13 @@ def _train_ensemble(spec, settings: Settings, run: RunDir, splits, loop_module, 
             result = _train_one(spec, member_settings, member_run, splits, loop_module, stream, callbacks, state)
         with np.load(member_run.file("predictions.npz")) as f:
             p = M.probabilities(f[f"pred/{head}"], settings.losses[head])
-        members.append(result)
-        probs.append(p)
+        done.append((i, result, p))
+    if world.distributed:
+        gathered = sorted((item for part in collective.all_gather(done) for item in part), key=lambda t: t[0])
+        if not world.is_main:
+            return RunResult(run.path, settings, members=[r for _, r, _ in gathered])
+        done = gathered
+    members, probs = [r for _, r, _ in done], [p for _, _, p in done]
     summary = aggregate(probs, test.y[head], list(settings.class_names or []) or None)
     summary["member_seeds"] = [settings.seed + i for i in range(n)]
     mean = np.mean(np.stack(probs), axis=0)
@@ -497,32 +580,52 @@ def _save_ensemble_examples(run: RunDir, probs: list, mean: np.ndarray, true: np
 
 
 # --- resume ---------------------------------------------------------------------------------
-def _resume(path: str, spec, epochs: int | None, stream, callbacks, device: str | None) -> RunResult:
+def _resume(path: str, spec, epochs: int | None, stream, callbacks, device: str | None,
+            world: World | None = None, replicas: int | None = None) -> RunResult:
+    """Continue a run from its last complete epoch, on any number of replicas (the global batch, the
+    data order and so the optimisation are those of the run, whatever the world size). Rank 0 locks it."""
+    world = world or World()
     run = RunDir.open(path)
-    run.lock()
+    if world.is_main:
+        run.lock()
     try:
-        return _resume_locked(run, epochs, stream, callbacks, device)
+        return _resume_locked(run, epochs, stream, callbacks, device, world, replicas)
     finally:
         run.unlock()
 
 
-def _resume_locked(run: RunDir, epochs: int | None, stream, callbacks, device: str | None) -> RunResult:
+def _resume_locked(run: RunDir, epochs: int | None, stream, callbacks, device: str | None, world: World,
+                   replicas: int | None) -> RunResult:
     settings = run.read_settings()
     spec = load_run_spec(run, settings)
     if epochs is not None:
         settings = settings.replace(epochs=int(epochs))
     if device is not None:
         settings = settings.replace(device=device)
-    loop_module = _backend(settings.backend, settings.versions.get("keras_backend"))
+    engine = settings.versions.get("keras_backend")
+    count = _device_replicas(settings.backend, replicas, engine, settings.device)
+    if world.size * count > 1 and settings.ensemble == 1:
+        local_batch_size(settings.batch_size, world.size * count)
+    loop_module = _backend(settings.backend, engine)
     settings = settings.replace(device=loop_module.select_device(settings.device))
-    run.write_settings(settings)
-    splits = _load_data(spec, settings)
-    if stream:
-        stream.write(f"resuming {run.path}\n")
+    state = run.read_checkpoint()
+    facts = _parallel_facts(spec, world, count)
+    if settings.world_size != facts["world_size"]:  # a different number of replicas from here on
+        before = settings.world_sizes or ({"from_epoch": 1, "world_size": settings.world_size},)
+        facts["world_sizes"] = (*before, {"from_epoch": (state or {}).get("epoch", 0) + 1,
+                                          "world_size": facts["world_size"]})
+        settings = settings.replace(**facts)  # sync_batch_norm's default follows the new world size
+    collective, device = _join(loop_module, world, settings.device)
+    settings = settings.replace(device=device)
     try:
+        if world.is_main:
+            run.write_settings(settings)
+        splits = _load_data(spec, settings)
+        if stream:
+            stream.write(f"resuming {run.path}\n")
         if settings.ensemble > 1:
-            return _train_ensemble(spec, settings, run, splits, loop_module, stream, callbacks, resume=True)
-        state = run.read_checkpoint()
+            return _train_ensemble(spec, settings, run, splits, loop_module, stream, callbacks, resume=True,
+                                   collective=collective)
         if state is None:
             recorded = len(run.read_history())
             if recorded or os.path.exists(run.weights_last):
@@ -533,9 +636,11 @@ def _resume_locked(run: RunDir, epochs: int | None, stream, callbacks, device: s
                 stream.write("no epoch had completed: starting at epoch 1\n")
         elif stream:
             stream.write(f"continuing after epoch {state['epoch']} of {settings.epochs}\n")
-        return _train_one(spec, settings, run, splits, loop_module, stream, callbacks, state)
+        return _train_one(spec, settings, run, splits, loop_module, stream, callbacks, state, collective=collective)
     except KeyboardInterrupt:
         raise RunInterrupted(run.path) from None
+    finally:
+        collective.close()
 
 
 def load_run_spec(run: RunDir, settings: Settings | None = None) -> Spec:

@@ -124,6 +124,12 @@ class Settings:
     created: str = ""
     member: int | None = None  # ensemble member index
     progress_prefix: str = ""
+    # data parallelism (nnspec.training.parallel): replicas in all, processes, devices per process
+    sync_batch_norm: bool | None = None  # train.sync_batch_norm; unset: true when there are several replicas
+    world_size: int = 1
+    processes: int = 1
+    replicas: int = 1
+    world_sizes: tuple[Mapping[str, int], ...] = ()  # {from_epoch, world_size} per stretch of epochs (resume)
     extra: Mapping[str, Any] = field(default_factory=dict)  # settings.json keys this version does not know
 
     @property
@@ -177,6 +183,7 @@ class Settings:
             losses=losses,
             metrics=tuple(record.get("metrics") or ()),
             overrides=tuple(record.get("overrides") or ()),
+            world_sizes=tuple(record.get("world_sizes") or ()),
             class_names=tuple(record["class_names"]) if record.get("class_names") else None,
             extra={k: v for k, v in record.items() if k not in known and k != "lr"},
         )
@@ -234,6 +241,7 @@ def resolve(spec: Any, backend: str, overrides: Mapping[str, Any] | None = None,
         steps_per_execution=train.get("steps_per_execution", "auto"),
         limit=given.get("limit", spec.data.get("limit")),
         overrides=tuple(getattr(spec, "overrides", ()) or ()),
+        sync_batch_norm=train.get("sync_batch_norm"),
     )
     monitor_ok = monitor_names(settings)
     watched = (("early_stopping", settings.early_stopping.monitor if settings.early_stopping else None),

@@ -145,12 +145,20 @@ class Loop:
         self.heads = list(spec.graph.heads)
         self.augment = augment
         self.scope = _device_scope(settings.device)
+        self.replicated = None  # data parallel over several devices (nnspec.backends.keras.distribution)
+        if settings.replicas > 1:
+            from nnspec.backends.keras.distribution import Replicated
+
+            self.replicated = Replicated(settings.replicas, settings.device, settings.sync_batch_norm is not False)
+            self.scope = self.replicated
         keras.utils.set_random_seed(settings.seed)
         policy = "mixed_bfloat16" if settings.mixed_precision and settings.device == "cuda" else None
         with self.scope:
             self.model = self.backend.build(spec, seed=settings.seed, dtype_policy=policy)
         if train is None:
             return
+        if self.replicated is not None:  # JAX shards every batch evenly: splits keep a multiple of the devices
+            train, val = self.replicated.even(train), self.replicated.even(val)
         self.n = len(train)
         self.x, self.y = train.x, self._targets(train.y)
         self.val = (val.x, self._targets(val.y)) if val is not None else None
@@ -164,6 +172,8 @@ class Loop:
         lr = (OneCycle(self.steps * settings.epochs, schedule["max_lr"], schedule.get("pct_start", 0.3))
               if self.per_step_lr else settings.lr)
         losses = settings.losses
+        if self.replicated is not None:
+            self.replicated.prepare(self.model)
         with self.scope:
             self.model.compile(
                 optimizer=_optimizer(settings.optimizer, settings.gradient_clip, lr),
@@ -217,11 +227,14 @@ class Loop:
                     return
 
     def predict(self, x: dict) -> dict:
+        n = len(next(iter(x.values())))
+        if self.replicated is not None:
+            x, n = self.replicated.pad(x)
         with self.scope:
             out = self.model.predict(self._x(x), batch_size=EVAL_BATCH, verbose=0)
         if not isinstance(out, dict):
             out = {self.heads[0]: out}
-        return {h: np.asarray(out[h], dtype=np.float32) for h in self.heads}
+        return {h: np.asarray(out[h], dtype=np.float32)[:n] for h in self.heads}
 
     def set_lr(self, lr: float) -> None:
         if not self.per_step_lr:
@@ -238,7 +251,7 @@ class Loop:
         from nnspec.fileio import atomic_write
 
         opt = self.model.optimizer
-        arrays = {f"{i:04d}": np.asarray(v.value) for i, v in enumerate(opt.variables)}
+        arrays = {f"{i:04d}": _host(v.value) for i, v in enumerate(opt.variables)}
         buf = io.BytesIO()
         np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy stubs type **kwds as allow_pickle
         atomic_write(path, buf.getvalue())
@@ -254,6 +267,14 @@ class Loop:
             return  # a different optimiser layout: keep fresh moments rather than mix them up
         for var, value in zip(opt.variables, values, strict=True):
             var.assign(value)
+
+
+def _host(value) -> np.ndarray:
+    """A variable's value as numpy; a TensorFlow value mirrored over devices needs its own ``numpy()``."""
+    numpy = getattr(value, "numpy", None)
+    if numpy is not None and keras.backend.backend() == "tensorflow":
+        return np.asarray(numpy())
+    return np.asarray(keras.ops.convert_to_numpy(value))
 
 
 class _Bridge(keras.callbacks.Callback):

@@ -198,11 +198,21 @@ def versions() -> dict[str, str]:
     return {"torch": torch.__version__}
 
 
-def trainer(spec, settings, train, val, augment=None):
-    """A :class:`~nnspec.backends.base.Trainer` for one run (model, optimiser, loop)."""
+def trainer(spec, settings, train, val, augment=None, parallel=None):
+    """A :class:`~nnspec.backends.base.Trainer` for one run (model, optimiser, loop).
+
+    ``parallel``: the collective of several data-parallel replicas (from :func:`init_parallel`).
+    """
     from nnspec.backends.torch.loop import Loop
 
-    return Loop(spec, settings, train, val, augment=augment)
+    return Loop(spec, settings, train, val, augment=augment, parallel=parallel)
+
+
+def init_parallel(world, device: str):
+    """Join ``torch.distributed`` (gloo on the CPU, NCCL on GPUs): (collective, this process's device)."""
+    from nnspec.backends.torch.distributed import init
+
+    return init(world, device)
 
 
 def runner(run, model: SpecModel):

@@ -13,6 +13,7 @@ the module implements Keras's variant exactly, with its parameters stored in Ker
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import cast
 
 import numpy as np
@@ -520,6 +521,8 @@ class BatchNorm(KerasLayer, nn.Module):
         self.beta = nn.Parameter(torch.zeros(channels)) if a["center"] else None
         self.register_buffer("moving_mean", torch.zeros(channels))
         self.register_buffer("moving_variance", torch.ones(channels))
+        self.batch_stats: Callable[[torch.Tensor, list[int]], tuple[torch.Tensor, torch.Tensor]] | None = None
+        # ^ synchronised BN: data-parallel training sets one computing the global batch's statistics
 
     def forward(self, x):
         axis = self.axis % x.dim()
@@ -527,8 +530,11 @@ class BatchNorm(KerasLayer, nn.Module):
         shape[axis] = -1
         if self.training and not self.frozen:
             dims = [d for d in range(x.dim()) if d != axis]
-            mean = x.mean(dim=dims)
-            var = x.var(dim=dims, unbiased=False)
+            if self.batch_stats is not None:
+                mean, var = self.batch_stats(x, dims)
+            else:
+                mean = x.mean(dim=dims)
+                var = x.var(dim=dims, unbiased=False)
             with torch.no_grad():
                 m = self.momentum
                 self.moving_mean.mul_(m).add_(mean.detach() * (1.0 - m))

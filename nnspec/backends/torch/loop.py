@@ -149,12 +149,19 @@ class Loop:
 
     optimizer_ext = "pt"
 
-    def __init__(self, spec, settings: Settings, train, val, augment=None):
+    def __init__(self, spec, settings: Settings, train, val, augment=None, parallel=None):
         from nnspec.backends import get_backend
 
         self.spec, self.settings = spec, settings
         self.backend = get_backend("torch")
         self.device = torch.device(settings.device)
+        self.replicas = None  # data parallel (nnspec.backends.torch.distributed.Replicas) when several
+        if parallel is not None and parallel.world.distributed:
+            from nnspec.backends.torch.distributed import Replicas
+
+            self.device = parallel.device
+            self.replicas = Replicas(parallel, settings.sync_batch_norm is not False)
+        self._wrapped = None
         torch.set_num_threads(cpu_threads())
         torch.manual_seed(settings.seed)
         self.model = self.backend.build(spec, seed=settings.seed).to(self.device)
@@ -171,6 +178,10 @@ class Loop:
         self.y = self._tensors(train.y)
         self.n = len(train)
         self.val = (self._tensors(val.x), self._tensors(val.y), len(val)) if val is not None else None
+        if self.val is not None and self.replicas is not None:  # each replica scores its share; sums add up
+            vx, vy = self.replicas.shard(self.val[0]), self.replicas.shard(self.val[1])
+            self.val = (vx, vy, len(next(iter(vy.values()))))
+        self.val_total = len(val) if val is not None else 0
         self.optimizer = self._optimizer(settings.optimizer)
         if settings.compile:
             self.forward = torch.compile(self.model)
@@ -220,11 +231,14 @@ class Loop:
         params = [p for p in self.model.parameters() if p.requires_grad]
         on_cpu = self.device.type == "cpu"
         progress = epochs.progress
+        replicas = self.replicas
+        train_forward = self._data_parallel() if replicas is not None else self.forward
         for epoch in range(start, end):
             epochs.epoch_begin(epoch)
             started = time.perf_counter()
             seed = epoch_seed(s.seed, epoch)
-            torch.manual_seed(seed)  # dropout of this epoch
+            # dropout of this epoch (its own stream per replica); the permutation is the global one
+            torch.manual_seed(seed if replicas is None else epoch_seed(seed, replicas.world.rank))
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(self.device)
             x = self.x
             if self.augment is not None:
@@ -235,19 +249,29 @@ class Loop:
             sums = self._zero_sums()
             step_losses = torch.zeros(steps, device=self.device) if not on_cpu else None
             self.model.train()
+            seen = 0  # examples this replica has counted
             for step in range(steps):
                 idx = perm[step * bs:(step + 1) * bs]
+                scale, nb = 1.0, len(idx)
+                if replicas is not None:  # this replica's contiguous slice of the global batch
+                    idx, scale, nb = replicas.take(idx)
                 xb = {k: v.index_select(0, idx) for k, v in x.items()}  # cheaper than v[idx]
                 yb = {k: v.index_select(0, idx) for k, v in self.y.items()}
                 if epochs.lr.per_step:
                     lr = epochs.lr_for_step(epoch * steps + step)
                     self._set_lr(lr)
-                outs = self._run(self.forward, xb)
+                outs = self._run(train_forward, xb)
                 loss = self._loss(outs, yb)
                 if self.has_penalty:
                     loss = loss + self.model.regularization_loss().to(loss.device)
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                if replicas is not None:
+                    # DDP averages the replicas' gradients: scaled, that is the global batch's gradient
+                    (loss * scale).backward()
+                    local_loss, loss = loss.detach(), replicas.global_mean_loss(loss.detach() * scale)
+                else:
+                    loss.backward()
+                    local_loss = loss
                 if clip:
                     torch.nn.utils.clip_grad_norm_(params, clip)
                 if self.decoupled_decay:
@@ -263,14 +287,24 @@ class Loop:
                     step_losses[step] = loss
                     if (step + 1) % GPU_CHECK_EVERY == 0 or step + 1 == steps:
                         self._check_gpu_losses(step_losses, step + 1, epoch, steps)
-                self._accumulate(sums, loss, outs, yb, len(idx))
+                if nb:
+                    self._accumulate(sums, local_loss.detach(), outs, yb, nb)
+                    seen += nb
                 if progress.wants_steps and progress.due():
-                    progress.step(epoch, step + 1, steps, self._means(sums, (step + 1) * bs if step + 1 < steps else n))
-            logs = self._means(sums, n)
+                    progress.step(epoch, step + 1, steps, self._means(sums, max(1, seen)))
+            logs = self._means(replicas.reduce(sums) if replicas is not None else sums, n)
             if self.val is not None:
                 logs.update({f"val_{k}": v for k, v in self.evaluate(*self.val).items()})
             if epochs.epoch_end(epoch, logs, time.perf_counter() - started, epoch_lr):
                 break
+
+    def _data_parallel(self):
+        """The model in DistributedDataParallel, wrapped once (after any resumed weights are set)."""
+        if self._wrapped is None:
+            assert self.replicas is not None
+            ddp = self.replicas.wrap(self.model, self.device)
+            self._wrapped = torch.compile(ddp) if self.settings.compile else ddp
+        return self._wrapped
 
     def _check_gpu_losses(self, step_losses, upto: int, epoch: int, steps: int) -> None:
         seen = step_losses[:upto]
@@ -326,6 +360,8 @@ class Loop:
                 loss = loss + self.model.regularization_loss().to(loss.device)
             self._accumulate(sums, loss, outs, yb, len(next(iter(yb.values()))))
         self.model.train()
+        if self.replicas is not None:  # every replica scored its share of the split
+            return self._means(self.replicas.reduce(sums), self.val_total)
         return self._means(sums, n)
 
     @torch.no_grad()
