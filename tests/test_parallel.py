@@ -132,6 +132,7 @@ def test_two_gloo_processes_give_the_weights_of_one_process(tmp_path, fashion_mn
     two = _only_run(tmp_path / "two")
     one = train(load(str(CNN)), "torch", epochs=1, limit=512, device="cpu", out=str(tmp_path / "one"), progress=False)
     diff = _max_diff(two, pathlib.Path(one.run_dir))
+    print(f"course CNN, 2 gloo processes vs 1: max |dw| = {diff:.2e}")
     assert diff < TOLERANCE, diff
     settings = json.loads((two / "settings.json").read_text())
     assert settings["world_size"] == 2 and settings["sync_batch_norm"] is True and settings["batch_size"] == 64
@@ -139,6 +140,22 @@ def test_two_gloo_processes_give_the_weights_of_one_process(tmp_path, fashion_mn
     assert len(history_two) == 2  # header + epoch 1, written once
     loss_two = json.loads((two / "metrics.json").read_text())["test_loss"]
     assert loss_two == pytest.approx(one.metrics["test_loss"], abs=1e-4)
+
+
+@pytest.mark.torch
+def test_a_failing_replica_stops_the_job_with_its_error_shown_once(write_spec):
+    """Both workers fail (no GPU here); the launcher prints the first failure's one line, nothing else."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without a GPU")
+    path = write_spec(BN_NET)
+    done = subprocess.run([sys.executable, "-m", "nnspec", "train", path, "--nproc", "2", "--device", "cuda"],
+                          env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines == ["error: --device cuda was asked for, but no CUDA GPU is visible to this framework; "
+                     "use --device cpu (or auto)"], done.stderr[-2000:]
 
 
 def _free_port() -> int:
@@ -169,6 +186,7 @@ def test_two_torchrun_nodes_resume_a_one_process_run_with_synchronised_batch_nor
     assert [p.returncode for p in nodes] == [0, 0], [o[1][-3000:] for o in outputs]
     assert sum(o[0].count("epoch 2/2") for o in outputs) == 1  # rank 0 reports, once
     diff = _max_diff(pathlib.Path(half.run_dir), pathlib.Path(full.run_dir))
+    print(f"batch-norm net, resumed on 2 torchrun nodes vs 1 process: max |dw| = {diff:.2e}")
     assert diff < TOLERANCE, diff
     settings = json.loads((pathlib.Path(half.run_dir) / "settings.json").read_text())
     assert settings["world_size"] == 2
