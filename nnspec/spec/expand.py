@@ -74,6 +74,7 @@ class _Expander:
         self.shape_failed: set[str] = set()
         self.env = self._vars()
         self.items_seen = 0  # bounds the work even when every expanded layer fails
+        self.dry = False  # the block_count pre-pass: counts every repetition, errors or not
 
     # -- helpers ----------------------------------------------------------------------------
     def error(self, path, message, code, hint="", key=False, shown=None):
@@ -593,7 +594,7 @@ class _Expander:
                                     env=inner_env)
             finally:
                 self.block_stack.pop()
-            if len(self.diags) > errors_before:
+            if len(self.diags) > errors_before and not self.dry:
                 break  # the block is in error: repeating it would only repeat the same errors
         if isinstance(use.get("name"), str):
             self._bind_use_name(use["name"], prev, path, scope, outer, note)
@@ -659,6 +660,7 @@ def _block_counts(src: Source) -> dict[str, int]:
     a use's `repeat` or `when` of the block it counts.
     """
     dry = _Expander(src)
+    dry.dry = True
     try:
         dry.run()
     except SpecError:

@@ -381,6 +381,8 @@ def _train_one(spec, settings: Settings, run: RunDir, splits, loop_module, strea
                               f"{start}")
         history = history[:start]
         model_file = run.file("checkpoints", resume_state["files"]["model"])
+        if "optimizer" not in resume_state["files"]:
+            raise run.damaged(os.path.join("checkpoints", "state.json"), "it names no optimizer file")
         opt_file = run.file("checkpoints", resume_state["files"]["optimizer"])
         _set_weights(loop, model_file, run)
         try:

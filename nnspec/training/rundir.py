@@ -262,10 +262,10 @@ class RunDir:
         files = state.get("files")
         if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
             raise self.damaged(name, "no valid `epoch`")
-        if not isinstance(files, dict) or not all(isinstance(files.get(k), str) for k in ("model", "optimizer")):
+        if not isinstance(files, dict) or not isinstance(files.get("model"), str) or \
+                not all(isinstance(v, str) for v in files.values()):
             raise self.damaged(name, "no valid `files`")
-        for kind in ("model", "optimizer"):
-            base = files[kind]
+        for kind, base in files.items():
             if os.path.basename(base) != base or base in ("", ".", ".."):
                 raise self.damaged(name, f"the {kind} file name {base!r} is not a plain file name")
             if not os.path.isfile(self.file("checkpoints", base)):
