@@ -1,0 +1,78 @@
+"""keras.applications written as nnspec specs (examples/applications/): each spec builds, on both
+backends, the model Keras builds — the same layer names, output shapes and parameter counts, the same
+trainable/non-trainable totals — and, with the Keras model's own weights copied in by name, the same
+outputs on a random image. Each spec is at most half as long as the Keras function that builds the model.
+
+The models are real (millions of parameters, seconds to build on 2 cores): one test per model, marked
+`slow` so that `-m "not slow"` leaves them out; the default run keeps them."""
+
+from __future__ import annotations
+
+import inspect
+import pathlib
+
+import numpy as np
+import pytest
+
+import nnspec
+
+pytestmark = [pytest.mark.keras, pytest.mark.torch, pytest.mark.slow]
+
+APPS = pathlib.Path(__file__).resolve().parent.parent / "examples" / "applications"
+
+# spec file -> (keras.applications constructor, the module and function in keras/src/applications whose
+# source the spec must be at most half of)
+MODELS = {
+    "xception.yaml": ("Xception", "xception", "Xception"),
+}
+
+
+def _keras_rows(model) -> dict[str, tuple[tuple, int]]:
+    """Every Keras layer: name -> (output shape without the batch, parameter count)."""
+    rows = {}
+    for layer in model.layers:
+        rows[layer.name] = (tuple(layer.output.shape[1:]), layer.count_params())
+    return rows
+
+
+def _spec_rows(spec) -> dict[str, tuple[tuple, int]]:
+    return {name: (tuple(info.output_shape[1:]), info.param_count) for name, info in spec.analysis.nodes.items()}
+
+
+@pytest.mark.parametrize("file", sorted(MODELS))
+def test_application_matches_keras(file):
+    import keras
+    import torch
+
+    from nnspec.api import import_keras
+    from nnspec.backends import keras as kb
+    from nnspec.backends import torch as tb
+
+    constructor, module, function = MODELS[file]
+    source = inspect.getsource(getattr(__import__(f"keras.src.applications.{module}", fromlist=["_"]), function))
+    spec_lines = len((APPS / file).read_text().splitlines())
+    assert spec_lines <= len(source.splitlines()) // 2, f"{file}: {spec_lines} lines, Keras's {function} has " \
+        f"{len(source.splitlines())}"
+
+    keras.backend.clear_session()  # Keras's automatic names (conv2d_1, add_3, ...) count from zero again
+    model = getattr(keras.applications, constructor)(weights=None)
+    spec = nnspec.load(APPS / file)
+    assert spec.name == model.name
+    assert spec.total_params == model.count_params()
+    assert spec.trainable_params == sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert spec.total_params - spec.trainable_params == sum(
+        int(np.prod(w.shape)) for w in model.non_trainable_weights)
+    assert _spec_rows(spec) == _keras_rows(model)
+
+    _, _, weights = import_keras(model)  # Keras's weights in nnspec's neutral layout, by layer name
+    height, width, channels = (d or 224 for d in model.input_shape[1:])
+    x = np.random.default_rng(0).uniform(0, 255, (1, height, width, channels)).astype(np.float32)
+    want = keras.ops.convert_to_numpy(model(x, training=False))
+    built = kb.build(spec, seed=0)
+    kb.set_weights(built, spec, weights)
+    assert np.max(np.abs(keras.ops.convert_to_numpy(built(x, training=False)) - want)) < 1e-5
+    module_ = tb.build(spec, seed=0).eval()
+    tb.set_weights(module_, spec, weights)
+    with torch.no_grad():
+        got = module_(torch.from_numpy(x)).numpy()
+    assert np.max(np.abs(got - want)) < 1e-5
