@@ -23,20 +23,42 @@ APPS = pathlib.Path(__file__).resolve().parent.parent / "examples" / "applicatio
 # spec file -> (keras.applications constructor, the module and function in keras/src/applications whose
 # source the spec must be at most half of)
 MODELS = {
+    "efficientnet_b0.yaml": ("EfficientNetB0", "efficientnet", "EfficientNet"),
+    "mobilenet_v3_small.yaml": ("MobileNetV3Small", "mobilenet_v3", "MobileNetV3"),
     "xception.yaml": ("Xception", "xception", "Xception"),
 }
 
 
 def _keras_rows(model) -> dict[str, tuple[tuple, int]]:
-    """Every Keras layer: name -> (output shape without the batch, parameter count)."""
-    rows = {}
-    for layer in model.layers:
-        rows[layer.name] = (tuple(layer.output.shape[1:]), layer.count_params())
-    return rows
+    """Every Keras layer and operation (`x + 3.0` is an `add` operation, no layer): name -> (output shape
+    without the batch, parameter count)."""
+    return {op.name: (tuple(op.output.shape[1:]), op.count_params() if hasattr(op, "count_params") else 0)
+            for op in model.operations}
 
 
 def _spec_rows(spec) -> dict[str, tuple[tuple, int]]:
     return {name: (tuple(info.output_shape[1:]), info.param_count) for name, info in spec.analysis.nodes.items()}
+
+
+def _perturb(model) -> None:
+    """Give the untrained model's biases and batch-norm statistics random values: with Keras's fresh ones
+    (zeros, ones) MobileNetV3Small's hard-swish head outputs exactly uniform scores for every image."""
+    rng = np.random.default_rng(1)
+    for w in model.weights:
+        if w.name in ("bias", "beta", "moving_mean"):
+            w.assign(rng.normal(0.0, 0.1, w.shape).astype(np.float32))
+        elif w.name in ("gamma", "moving_variance"):
+            w.assign(rng.uniform(0.5, 1.5, w.shape).astype(np.float32))
+
+
+def _same(got: np.ndarray, want: np.ndarray) -> None:
+    """Within 1e-5, as probabilities and as log-probabilities: an untrained network's softmax is close to
+    uniform (every class near 1/1000), so only the logarithms (the logits up to a constant) tell
+    classes apart sharply enough for the comparison to mean something."""
+    assert np.max(np.abs(got - want)) < 1e-5
+    log_got, log_want = np.log(got.astype(np.float64)), np.log(want.astype(np.float64))
+    assert np.ptp(log_want) > 1e-3, "the random image gives every class the same score: nothing is compared"
+    assert np.max(np.abs(log_got - log_want)) < 1e-5
 
 
 @pytest.mark.parametrize("file", sorted(MODELS))
@@ -64,15 +86,19 @@ def test_application_matches_keras(file):
         int(np.prod(w.shape)) for w in model.non_trainable_weights)
     assert _spec_rows(spec) == _keras_rows(model)
 
+    _perturb(model)
     _, _, weights = import_keras(model)  # Keras's weights in nnspec's neutral layout, by layer name
     height, width, channels = (d or 224 for d in model.input_shape[1:])
     x = np.random.default_rng(0).uniform(0, 255, (1, height, width, channels)).astype(np.float32)
     want = keras.ops.convert_to_numpy(model(x, training=False))
     built = kb.build(spec, seed=0)
     kb.set_weights(built, spec, weights)
-    assert np.max(np.abs(keras.ops.convert_to_numpy(built(x, training=False)) - want)) < 1e-5
+    got_keras = keras.ops.convert_to_numpy(built(x, training=False))
+    print(f"{file}: max |difference| keras {np.max(np.abs(got_keras - want)):.3g}", end=" ")
+    _same(got_keras, want)
     module_ = tb.build(spec, seed=0).eval()
     tb.set_weights(module_, spec, weights)
     with torch.no_grad():
         got = module_(torch.from_numpy(x)).numpy()
-    assert np.max(np.abs(got - want)) < 1e-5
+    print(f"torch {np.max(np.abs(got - want)):.3g}")
+    _same(got, want)
