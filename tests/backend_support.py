@@ -63,8 +63,11 @@ def run_torch(model, inputs):
 
 
 def run_keras(model, inputs):
+    """Inference outputs as numpy, on whichever framework Keras runs on."""
+    from keras import ops
+
     y = model(inputs[0] if len(inputs) == 1 else list(inputs), training=False)
-    return {k: np.asarray(v) for k, v in y.items()} if isinstance(y, dict) else np.asarray(y)
+    return {k: ops.convert_to_numpy(v) for k, v in y.items()} if isinstance(y, dict) else ops.convert_to_numpy(y)
 
 
 def max_diff(a, b) -> float:
@@ -120,7 +123,13 @@ def torch_layer_shapes(model, inputs) -> dict[str, tuple]:
 
 
 def keras_layer_shapes(model, spec) -> dict[str, tuple]:
-    return {n: tuple(model.get_layer(n).output.shape) for n in spec.graph.nodes if not spec.graph.nodes[n].is_input}
+    """Every layer's symbolic output shape (the first output of a layer that also returns attention scores)."""
+    out = {}
+    for n in spec.graph.nodes:
+        if not spec.graph.nodes[n].is_input:
+            output = model.get_layer(n).output
+            out[n] = tuple((output[0] if isinstance(output, (list, tuple)) else output).shape)
+    return out
 
 
 def expected_shape(spec, name: str, batch=None) -> tuple:

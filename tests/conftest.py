@@ -19,6 +19,8 @@ FASHION_DIRS = [
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# the framework under Keras for this test process (KERAS_BACKEND=jax|torch runs the Keras tests there)
+KERAS_FRAMEWORK = os.environ["KERAS_BACKEND"]
 
 
 def has(module: str) -> bool:
@@ -27,11 +29,11 @@ def has(module: str) -> bool:
 
 def pytest_collection_modifyitems(config, items):
     skip_torch = pytest.mark.skip(reason="torch is not installed")
-    skip_keras = pytest.mark.skip(reason="keras/tensorflow is not installed")
+    skip_keras = pytest.mark.skip(reason=f"keras or {KERAS_FRAMEWORK} (KERAS_BACKEND) is not installed")
     for item in items:
         if "torch" in item.keywords and not has("torch"):
             item.add_marker(skip_torch)
-        if "keras" in item.keywords and not (has("keras") and has("tensorflow")):
+        if "keras" in item.keywords and not (has("keras") and has(KERAS_FRAMEWORK)):
             item.add_marker(skip_keras)
 
 

@@ -232,7 +232,8 @@ def get_backend(name: str, variant: str | None = None) -> Backend:
 
 
 def _select_variant(backend_info: BackendInfo, requested: str | None) -> None:
-    wanted = requested or os.environ.get(backend_info.variant_env) or backend_info.default_variant
+    # unasked, an already imported framework keeps its engine (a notebook that imported keras itself)
+    wanted = requested or variant_in_use(backend_info) or backend_info.default_variant
     chosen = backend_info.variant(wanted)
     if backend_info.requires in sys.modules:
         current = variant_in_use(backend_info)

@@ -1,8 +1,14 @@
-"""The Keras 3 backend (TensorFlow): a spec compiled to a functional ``keras.Model``.
+"""The Keras 3 backend: a spec compiled to a functional ``keras.Model``, on TensorFlow, JAX or PyTorch.
 
 Layer names are nnspec node names, input names are the spec's input names, the model's name is the
 spec's name; several heads give dict outputs ``{head name: tensor}``. Regularisers are built
 explicitly as ``L1L2`` with nnspec's factors (Keras has no ``"l1_l2"`` string identifier).
+
+Keras fixes its engine at its first import, so :func:`nnspec.backends.get_backend` chooses it
+(``--keras-backend``, ``KERAS_BACKEND``, else TensorFlow) before importing this module. Nothing
+here is specific to one engine; where Keras computes something else on one of them, a replacement
+from :mod:`.layers` keeps TensorFlow's meaning. :mod:`.devices` lists GPUs per engine and
+:mod:`.gradients` holds the one engine-specific gradient.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from nnspec.backends.common import (  # noqa: E402
     plugin_builder,
     regularizer_factors,
 )
+from nnspec.backends.keras.layers import attention_needs_explicit_scores, average_pooling  # noqa: E402
 from nnspec.layers import registry
 from nnspec.layers.shape_utils import normalize_padding2d  # noqa: E402
 
@@ -120,6 +127,10 @@ def _pool(cls):
                             padding=node.attrs["padding"])
 
 
+def _avg_pool(rank: int):
+    return lambda node: _pool(average_pooling(rank))(node)
+
+
 def _global(cls):
     return lambda node: cls(keepdims=node.attrs["keepdims"])
 
@@ -169,11 +180,11 @@ BUILDERS = {
     "depthwise_conv2d": _depthwise,
     "separable_conv2d": _separable,
     "max_pool1d": _pool(L.MaxPooling1D),
-    "avg_pool1d": _pool(L.AveragePooling1D),
+    "avg_pool1d": _avg_pool(1),
     "max_pool2d": _pool(L.MaxPooling2D),
-    "avg_pool2d": _pool(L.AveragePooling2D),
+    "avg_pool2d": _avg_pool(2),
     "max_pool3d": _pool(L.MaxPooling3D),
-    "avg_pool3d": _pool(L.AveragePooling3D),
+    "avg_pool3d": _avg_pool(3),
     "global_max_pool1d": _global(L.GlobalMaxPooling1D),
     "global_avg_pool1d": _global(L.GlobalAveragePooling1D),
     "global_max_pool2d": _global(L.GlobalMaxPooling2D),
@@ -238,6 +249,7 @@ def build(spec, seed: int | None = None, dtype_policy: str | None = None):
     spec = load(spec)
     graph = spec.graph
     values = {}
+    skipped: list[tuple[object, str, object]] = []
     for node in graph.nodes.values():
         if node.is_input:
             shape = tuple(None if not isinstance(d, int) else d for d in node.attrs["shape"])
@@ -245,6 +257,8 @@ def build(spec, seed: int | None = None, dtype_policy: str | None = None):
             continue
         head = node.name in graph.heads.values()
         layer = _make_layer(spec, node, None if head else dtype_policy)
+        if seed is not None:
+            skipped += _zero_initializers(layer)
         args = [values[i] for i in node.inputs]
         style = registry.get(node.type).call_style
         if style == "list" or (style == "single" and len(args) > 1):
@@ -252,7 +266,10 @@ def build(spec, seed: int | None = None, dtype_policy: str | None = None):
         elif style == "attention":
             query, value = args[0], args[1] if len(args) > 1 else args[0]
             key = args[2] if len(args) > 2 else None
-            values[node.name] = layer(query, value, key=key)
+            if attention_needs_explicit_scores(node.attrs["key_dim"], node.attrs.get("value_dim")):
+                values[node.name] = layer(query, value, key=key, return_attention_scores=True)[0]
+            else:
+                values[node.name] = layer(query, value, key=key)
         else:
             values[node.name] = layer(args[0])
     inputs = [values[n] for n in graph.inputs]
@@ -261,11 +278,31 @@ def build(spec, seed: int | None = None, dtype_policy: str | None = None):
     else:
         outputs = {head: values[n] for head, n in graph.heads.items()}
     model = keras.Model(inputs=inputs[0] if len(inputs) == 1 else inputs, outputs=outputs, name=spec.name)
+    for owner, attr, initializer in skipped:
+        setattr(owner, attr, initializer)
     if seed is not None:
         set_weights(model, spec, initial_weights(spec, seed))
     else:
         _assign_spec_values(model, spec)
     return model
+
+
+def _zero_initializers(layer) -> list[tuple[object, str, object]]:
+    """Let ``layer`` create its variables as zeros; returns (owner, attribute, initializer) to restore.
+
+    A seeded build overwrites every variable with nnspec's own draws, so Keras's random draws are
+    skipped: on JAX each new weight shape costs a compilation of the random generator (about a
+    second each on a CPU). The layer's configuration gets its initialisers back after the build.
+    """
+    zeros = keras.initializers.Zeros()
+    swapped = []
+    owners = [layer] + ([layer.cell] if getattr(layer, "cell", None) is not None else [])  # RNN cells
+    for owner in owners:
+        for attr, value in list(vars(owner).items()):
+            if isinstance(value, keras.initializers.Initializer):
+                swapped.append((owner, attr, value))
+                setattr(owner, attr, zeros)
+    return swapped
 
 
 def _assign_spec_values(model, spec) -> None:
@@ -306,7 +343,7 @@ def get_weights(model, spec) -> dict[str, np.ndarray]:
         if node.is_input or not node_params(spec, node.name):  # an imported `x + 3.0` is an op, not a layer
             continue
         for p, v in zip(node_params(spec, node.name), _variables(model, spec, node), strict=True):
-            out[f"{node.name}/{p.name}"] = np.array(v.numpy())
+            out[f"{node.name}/{p.name}"] = np.array(keras.ops.convert_to_numpy(v.value))
     return out
 
 

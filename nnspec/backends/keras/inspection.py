@@ -41,26 +41,39 @@ class KerasRunner:
         return np.concatenate(out)
 
     def grad_cam(self, x: np.ndarray, layer: str, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        import tensorflow as tf
+        """Grad-CAM in ``keras.ops``; only the gradient comes from the engine (:mod:`..gradients`).
 
-        keras = self.keras
+        The class score is a function of the target layer's activations through a second functional
+        model that takes them as an input (beside the image, for paths that go around the layer).
+        """
+        from nnspec.backends.keras.gradients import gradient
+
+        keras, ops = self.keras, self.keras.ops
+        target = self.model.get_layer(layer).output
         logits_layer = self.model.get_layer(self.scores.logits_node)
-        sub = keras.Model(self.model.input, [self.model.get_layer(layer).output, logits_layer.output])
+        to_acts = keras.Model(self.model.input, target)
+        to_logits = keras.Model([self.model.input, target], logits_layer.output)
+        images = ops.convert_to_tensor(np.ascontiguousarray(x, dtype=np.float32))
+        picked = ops.convert_to_tensor(np.asarray(classes, dtype="int32")[:, None])
+        log_probs = self.scores.log_probs
+
+        def score(acts):
+            logits = to_logits([images, acts], training=False)
+            if log_probs:
+                logits = ops.log(ops.maximum(logits, 1e-12))
+            return ops.sum(ops.take_along_axis(logits, picked, axis=1))
+
         saved = logits_layer.activation if self.scores.swap_activation else None
         if self.scores.swap_activation:
             logits_layer.activation = keras.activations.linear
         try:
-            with tf.GradientTape() as tape:
-                acts, logits = self._call(sub, x)
-                if self.scores.log_probs:
-                    logits = tf.math.log(tf.maximum(logits, 1e-12))
-                score = tf.reduce_sum(tf.gather(logits, np.asarray(classes, dtype=np.int64), axis=1, batch_dims=1))
-            grads = tape.gradient(score, acts)
+            acts = to_acts(images, training=False)
+            grads = gradient(score, acts)
         finally:
             if self.scores.swap_activation:
                 logits_layer.activation = saved
-        weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-        raw = tf.nn.relu(tf.reduce_sum(weights * acts, axis=-1))
+        weights = ops.mean(grads, axis=(1, 2), keepdims=True)  # (N, 1, 1, C): channel importance
+        raw = ops.relu(ops.sum(weights * acts, axis=-1))  # (N, h, w)
         size = tuple(self.run.input_shape[:2])
-        up = tf.image.resize(raw[..., None], size, method="bilinear")[..., 0]
-        return normalise_cams(up.numpy()), raw.numpy()
+        up = ops.image.resize(raw[..., None], size, interpolation="bilinear", data_format="channels_last")[..., 0]
+        return normalise_cams(ops.convert_to_numpy(up)), ops.convert_to_numpy(raw)

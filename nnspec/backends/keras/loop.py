@@ -3,7 +3,8 @@
 One ``fit`` call runs all epochs (one per epoch only when augmentation makes new inputs each
 epoch); a callback hands each epoch's logs to :class:`Epochs`, sets the epoch's learning rate
 and stops on request. ``steps_per_execution`` runs several steps per host round trip; the
-NaN check reads the loss once per execution, so it names the steps in which the loss broke.
+NaN check reads the loss once per execution, so it names the steps in which the loss broke
+(Keras on PyTorch runs one step per execution). Nothing here is specific to one Keras engine.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from nnspec.backends.keras.devices import device_scope, gpu_count, keras_backend
 from nnspec.training.control import one_cycle_lr
 from nnspec.training.errors import NonFiniteLoss
 from nnspec.training.metrics import applicable_metrics, one_hot
@@ -26,27 +28,8 @@ EVAL_BATCH = 1024
 CPU_STEPS_PER_EXECUTION = 16
 
 
-def _gpus() -> list:
-    try:
-        import tensorflow as tf
-
-        return tf.config.list_physical_devices("GPU")
-    except ImportError:
-        return []
-
-
 def select_device(requested: str) -> str:
-    return resolve_device(requested, bool(_gpus()))
-
-
-def _device_scope(device: str):
-    import contextlib
-
-    if device == "cpu" and _gpus():
-        import tensorflow as tf
-
-        return tf.device("/CPU:0")
-    return contextlib.nullcontext()
+    return resolve_device(requested, gpu_count() > 0)
 
 
 class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
@@ -144,7 +127,7 @@ class Loop:
         self.backend = get_backend("keras")
         self.heads = list(spec.graph.heads)
         self.augment = augment
-        self.scope = _device_scope(settings.device)
+        self.scope = device_scope(settings.device)
         self.replicated = None  # data parallel over several devices (nnspec.backends.keras.distribution)
         if settings.replicas > 1:
             from nnspec.backends.keras.distribution import Replicated
@@ -166,6 +149,8 @@ class Loop:
         spe = settings.steps_per_execution
         if spe == "auto":
             spe = 1 if settings.device == "cuda" else CPU_STEPS_PER_EXECUTION
+        if keras_backend() == "torch":
+            spe = 1  # Keras's PyTorch trainer runs exactly one step per execution
         self.steps_per_execution = max(1, min(int(spe), self.steps))
         self.per_step_lr = settings.schedule.per_step
         schedule = settings.schedule.options
