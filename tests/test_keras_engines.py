@@ -41,7 +41,8 @@ def reports(request) -> dict[str, dict]:
     has_data = any((d / "train-images-idx3-ubyte.gz").exists() or (d / "train-images-idx3-ubyte").exists()
                    for d in FASHION_DIRS)
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    env.update(TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
+    # the engines run side by side: one thread each keeps torch from spinning against the other process
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu", OMP_NUM_THREADS="1")
     procs = {}
     for engine in ENGINES:
         if _installed(engine):
