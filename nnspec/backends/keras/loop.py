@@ -127,7 +127,7 @@ class Loop:
         self.backend = get_backend("keras")
         self.heads = list(spec.graph.heads)
         self.augment = augment
-        self.scope = device_scope(settings.device)
+        self.scope: Any = device_scope(settings.device)  # or a Replicated strategy scope below
         self.replicated = None  # data parallel over several devices (nnspec.backends.keras.distribution)
         if settings.replicas > 1:
             from nnspec.backends.keras.distribution import Replicated
