@@ -708,6 +708,27 @@ def output_format(path: str) -> str:
     return ext
 
 
+def run_dot(dot_text: str, fmt: str, what: str, timeout: float = DOT_TIMEOUT_S) -> bytes:
+    """Draw DOT text with graphviz's ``dot`` in ``fmt`` (svg, png, pdf); ``what`` names the picture in errors.
+
+    Raises :class:`DiagramError` when ``dot`` is missing, fails or takes longer than ``timeout`` seconds.
+    """
+    exe = shutil.which("dot")
+    if exe is None:
+        raise DiagramError(f"graphviz's `dot` program was not found, so {what} was not drawn; {INSTALL_HINT}")
+    try:
+        extra = [f"-Gdpi={PNG_DPI}"] if fmt == "png" else []
+        done = subprocess.run([exe, f"-T{fmt}", *extra], input=dot_text.encode("utf-8"), capture_output=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise DiagramError(f"graphviz's `dot` took longer than {timeout:g} s on {what}; "
+                           "try `--level blocks` for a smaller picture") from None
+    if done.returncode != 0 or not done.stdout:
+        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise DiagramError(f"graphviz's `dot` failed on {what}: {message[0] if message else 'no output'}")
+    return done.stdout
+
+
 def write(dot_text: str, output: str, timeout: float = DOT_TIMEOUT_S) -> str:
     """Write DOT text to ``output`` in the format its extension names; returns the path written."""
     from nnspec.fileio import atomic_write
@@ -716,35 +737,76 @@ def write(dot_text: str, output: str, timeout: float = DOT_TIMEOUT_S) -> str:
     if fmt == "dot":
         atomic_write(output, dot_text)
         return output
-    exe = shutil.which("dot")
-    if exe is None:
+    if shutil.which("dot") is None:
         dot_path = os.path.splitext(output)[0] + ".dot"
         atomic_write(dot_path, dot_text)
         raise GraphvizMissing(output, dot_path)
-    try:
-        extra = [f"-Gdpi={PNG_DPI}"] if fmt == "png" else []
-        done = subprocess.run([exe, f"-T{fmt}", *extra], input=dot_text.encode("utf-8"), capture_output=True,
-                              timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        raise DiagramError(f"graphviz's `dot` took longer than {timeout:g} s on {output}; "
-                           "try `--level blocks` for a smaller picture") from None
-    if done.returncode != 0 or not done.stdout:
-        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise DiagramError(f"graphviz's `dot` failed on {output}: {message[0] if message else 'no output'}")
-    atomic_write(output, done.stdout)
+    atomic_write(output, run_dot(dot_text, fmt, output, timeout))
     return output
 
 
+class Drawing(str):
+    """A drawn spec, as :func:`nnspec.render` returns it: shows itself as SVG in Jupyter.
+
+    It *is* the DOT text (a ``str``), so code that used ``render()``'s string keeps working; ``.dot`` names it
+    explicitly, ``.svg()`` draws it with graphviz, ``.save(path)`` writes .svg/.png/.pdf/.dot. Without graphviz
+    the notebook shows a picture that says how to install it (and ``.dot`` still works).
+    """
+
+    name: str
+
+    def __new__(cls, dot_text: str, name: str = "model") -> Drawing:
+        drawing = super().__new__(cls, dot_text)
+        drawing.name = name
+        return drawing
+
+    @property
+    def dot(self) -> str:
+        """The DOT text (graphviz's input language), as a plain ``str``."""
+        return str.__str__(self)
+
+    def svg(self, timeout: float = DOT_TIMEOUT_S) -> str:
+        """The SVG text, drawn by graphviz; raises :class:`DiagramError` when graphviz is missing or fails."""
+        return run_dot(self.dot, "svg", f"the diagram of {self.name}", timeout).decode("utf-8")
+
+    def save(self, path: str | os.PathLike, timeout: float = DOT_TIMEOUT_S) -> str:
+        """Write the diagram; the extension picks the format (.svg, .png, .pdf, .dot). Returns the path."""
+        return write(self.dot, os.fspath(path), timeout=timeout)
+
+    def _repr_svg_(self) -> str:
+        try:
+            return self.svg()
+        except DiagramError as exc:
+            return _message_svg(str(exc))
+
+    def __repr__(self) -> str:
+        edges = sum(1 for line in self.dot.splitlines() if "->" in line)
+        return f"<nnspec diagram of {self.name!r}: {edges} edges; .dot, .svg(), .save(path)>"
+
+
+def _message_svg(message: str, width: int = 90) -> str:
+    """A small SVG that shows a message (what a notebook displays when graphviz cannot draw)."""
+    import textwrap
+
+    lines = textwrap.wrap(message, width)
+    height = 20 * len(lines) + 16
+    texts = "".join(f'<text x="8" y="{22 + 20 * i}">{html.escape(line)}</text>' for i, line in enumerate(lines))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{8 * width}" height="{height}" '
+            f'font-family="sans-serif" font-size="14" fill="#a33">{texts}</svg>')
+
+
 def render(spec, output: str | None = None, *, level: str = "layers", expand: bool = False,
-           rankdir: str = "TB", max_nodes: int = DEFAULT_MAX_NODES, timeout: float = DOT_TIMEOUT_S) -> str:
-    """The DOT text of a loaded spec; also written to ``output`` (.svg/.png/.pdf/.dot) when given.
+           rankdir: str = "TB", max_nodes: int = DEFAULT_MAX_NODES, timeout: float = DOT_TIMEOUT_S) -> Drawing:
+    """The diagram of a loaded spec (a :class:`Drawing`: the DOT text, shown as SVG in notebooks); also written
+    to ``output`` (.svg/.png/.pdf/.dot) when given.
 
     Raises :class:`GraphvizMissing` (after writing the .dot file beside ``output``) when graphviz
     is needed but not installed, and :class:`DiagramError` for other drawing problems.
     """
     if output is not None:
         output_format(output)  # fail on a bad extension before any work
-    dot_text = to_dot(build_diagram(spec, level=level, expand=expand, rankdir=rankdir, max_nodes=max_nodes))
+    drawing = Drawing(to_dot(build_diagram(spec, level=level, expand=expand, rankdir=rankdir, max_nodes=max_nodes)),
+                      spec.name)
     if output is not None:
-        write(dot_text, output, timeout=timeout)
-    return dot_text
+        write(drawing.dot, output, timeout=timeout)
+    return drawing

@@ -32,8 +32,10 @@ class Row:
     trainable: bool = True
 
 
-@dataclass
+@dataclass(repr=False)
 class Summary:
+    """A model's summary rows and totals; prints as the Keras-style table, shows as an HTML table in notebooks."""
+
     model_name: str
     rows: list[Row]
     total_params: int
@@ -46,6 +48,14 @@ class Summary:
     @property
     def total_bytes(self) -> int:
         return self.total_params * 4
+
+    def __str__(self) -> str:
+        return format_table(self)
+
+    __repr__ = __str__  # the REPL and notebooks' plain-text view show the table, not the dataclass fields
+
+    def _repr_html_(self) -> str:
+        return format_html(self)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -227,6 +237,26 @@ def format_markdown(s: Summary, macs: bool = False, memory: bool = False, sectio
     lines.extend(line.strip() + "  " for line in totals_lines(s))
     if macs:
         lines.append(f"Total MACs per example: {s.total_macs:,}  ")
+    return "\n".join(lines)
+
+
+def format_html(s: Summary, macs: bool = False, memory: bool = False) -> str:
+    """An HTML table (what Jupyter shows for a :class:`Summary`): the same columns and totals as the text table."""
+    from html import escape
+
+    header, align, _, _ = _columns(s, macs, memory)
+
+    def cell(tag: str, text: str, side: str) -> str:
+        return f'<{tag} style="text-align:{side}">{escape(text)}</{tag}>'
+
+    lines = ['<table class="nnspec-summary">', f"<caption>Model: <b>{escape(s.model_name)}</b></caption>",
+             "<thead><tr>" + "".join(cell("th", h, a) for h, a in zip(header, align, strict=True)) + "</tr></thead>",
+             "<tbody>"]
+    for row in s.rows:
+        cells = _cells(s, row, macs, memory)
+        lines.append("<tr>" + "".join(cell("td", c, a) for c, a in zip(cells, align, strict=True)) + "</tr>")
+    lines.append("</tbody></table>")
+    lines.append("<p>" + "<br>".join(escape(t.strip()) for t in totals_lines(s)) + "</p>")
     return "\n".join(lines)
 
 
