@@ -17,7 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("nnspec.cli.check", "validate and shape-check specs; every problem at file:line:col"),
     "summary": ("nnspec.cli.summary", "print a Keras-style parameter summary"),
     "layers": ("nnspec.cli.layers", "list the layer catalog with attributes and defaults"),
-    "schema": ("nnspec.cli.schema_cmd", "print the JSON Schema of specs"),
+    "schema": ("nnspec.cli.schema_cmd", "print the JSON Schema of specs (--path: where the installed file is)"),
+    "docs": ("nnspec.cli.docs", "write the reference of every section, option and layer (docs/reference.md)"),
     "diff": ("nnspec.cli.diff", "show the layers, shapes, parameters and MACs that differ between two specs"),
     "resolve": ("nnspec.cli.resolve", "print a spec with blocks expanded and every default filled in"),
     "render": ("nnspec.cli.render", "draw a spec as a graphviz diagram (.svg, .png, .pdf, .dot)"),
@@ -36,6 +37,8 @@ def make_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nnspec", description="Declarative neural networks: check, summarise, "
                                      "render, build and train YAML specs on PyTorch or Keras.")
     parser.add_argument("--version", action="version", version=f"nnspec {__version__}")
+    parser.add_argument("--print-completion", metavar="SHELL", choices=["bash", "zsh", "fish"],
+                        help="print a completion script for bash, zsh or fish (eval \"$(nnspec --print-completion bash)\")")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -58,6 +61,11 @@ def main(argv: list[str] | None = None, out=None, err=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    if args.print_completion:
+        from nnspec.cli.completion import script
+
+        out.write(script(args.print_completion))
+        return 0
     if not args.command:
         parser.print_help(out)
         return 2

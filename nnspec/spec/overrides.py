@@ -111,7 +111,7 @@ def _layer_wrapper(item, key) -> str | None:
 
 def apply_override(src: Source, override: Override) -> tuple:
     """Set one override's value in ``src.data`` and record where it came from; returns its data path."""
-    node = src.data
+    node: object = src.data
     if not isinstance(node, dict):
         raise _error(override.text, "the spec is not a mapping, so nothing in it can be set")
     data_path: tuple = ()

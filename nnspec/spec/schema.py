@@ -1,8 +1,9 @@
 """The JSON Schema of a spec: a section skeleton, plus one fragment per layer type.
 
 The skeleton is written here; each layer's fragment comes from its catalog entry. The
-published file ``schemas/nnspec.schema.json`` is :func:`full_schema` written out (``nnspec
-schema``); a test fails when the committed file is stale.
+published file ``nnspec/schemas/nnspec.schema.json`` (shipped in the wheel, ``nnspec schema --path``;
+``schemas/nnspec.schema.json`` links to it) is :func:`full_schema` written out (``nnspec schema``);
+a test fails when the committed file is stale.
 """
 
 from __future__ import annotations
