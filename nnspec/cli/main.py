@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None, out=None, err=None) -> int:
     if args.print_completion:
         from nnspec.cli.completion import script
 
-        out.write(script(args.print_completion))
+        out.write(script(args.print_completion, make_parser(), COMMANDS))
         return 0
     if not args.command:
         parser.print_help(out)
