@@ -7,10 +7,11 @@ or a block use's `prefix:` template such as `block1a_`) and wires inputs. All pr
 collected and raised together.
 
 Scopes: a top-level expression sees ``vars``; a block's layers see ``vars``, the block's
-parameters and its counters (``repeat_index``, ``block_index``, ``block_count``). The fields of a block use (`with:`, `prefix:`) are evaluated in
-the caller's scope, where ``repeat_index`` and ``block_index`` are those of the repetition being
-expanded. Shapes are inferred on demand (``input.shape``, ``channels(prev)``) with the catalog's
-own rules (:mod:`nnspec.layers.rules`), so expansion and shape inference interleave.
+parameters and its counters (``repeat_index``, ``block_index``, ``block_count``). The fields of
+a block use (`with:`, `prefix:`) are evaluated in the caller's scope, where the counters are
+those of the repetition being expanded. Shapes are inferred on demand (``input.shape``,
+``channels(prev)``) with the catalog's own rules (:mod:`nnspec.layers.rules`), so expansion and
+shape inference interleave.
 """
 
 from __future__ import annotations
@@ -468,79 +469,27 @@ class _Expander:
 
     # -- blocks -----------------------------------------------------------------------------
     def _block_use(self, use, path, section, prev, scope, env, outer):
+        """`- block: {use, repeat, with, name, prefix, inputs, when}`: the block's layers, once per repetition.
+
+        Returns the name of the last node (or ``prev`` when nothing was added).
+        """
         note = outer.note if outer else ""
-        if not isinstance(use, dict) or not isinstance(use.get("use"), str):
-            self.error(path, "a block is used as `- block: {use: NAME, repeat: N, with: {...}}`", "type")
+        header = self._block_header(use, path)
+        if header is None:
             return prev
-        problems = validate_block_use(use, self.src, path)
-        if problems:
-            self.diags.extend(problems)
-            return prev
-        blocks = self.data.get("blocks") or {}
-        name = use["use"]
-        if name not in blocks or not isinstance(blocks[name], dict):
-            hint = did_you_mean(name, blocks) or ("define it under `blocks:`" if not blocks else
-                                                   f"blocks: {', '.join(blocks)}")
-            self.error((*path, "use"), f"unknown block `{name}`", "reference", hint)
-            return prev
-        if len(self.block_stack) >= MAX_NESTING:
-            self.error((*path, "use"), f"blocks nest more than {MAX_NESTING} levels deep here", "limit",
-                       hint="use fewer levels of blocks inside blocks")
-            return prev
-        if name in self.block_stack:
-            cycle = " -> ".join([*self.block_stack[self.block_stack.index(name):], name])
-            self.error((*path, "use"), f"block `{name}` uses itself ({cycle}): blocks cannot be recursive",
-                       "reference")
-            return prev
-        for key in use:
-            if key not in BLOCK_USE_KEYS:
-                hint = did_you_mean(key, BLOCK_USE_KEYS) or f"allowed: {', '.join(BLOCK_USE_KEYS)}"
-                self.error((*path, key), f"a block use has no key `{key}`", "unknown-key", hint, key=True)
-        definition = blocks[name]
-        if not definition.get("layers"):
-            return prev  # an empty block was reported where it is defined; nothing to expand
-        params = dict(definition.get("params") or {})
-        given = use.get("with") or {}
-        if not isinstance(given, dict):
-            self.error((*path, "with"), "`with` must be a mapping of parameter values", "type")
-            return prev
-        for key in given:
-            if key not in params:
-                hint = did_you_mean(key, params) or f"parameters: {', '.join(params) or 'none'}"
-                self.error((*path, "with", key), f"block `{name}` has no parameter `{key}`", "unknown-key", hint,
-                           key=True)
-        for key in params:
-            if key in RESERVED:
-                self.error(("blocks", name, "params", key), f"`{key}` is a reserved name in expressions; choose "
-                           "another", "value", key=True, hint=f"reserved: {', '.join(RESERVED)}")
-                return prev
+        name, definition, params, given = header
         if "when" in use:
             keep = self._condition(use["when"], env, prev, (*path, "when"), (*path, "when"), note)
             if not keep:
                 if keep is False and isinstance(use.get("name"), str):
                     self._bind_use_name(use["name"], prev, path, scope, outer, note)
                 return prev
-        repeat = use.get("repeat", 1)
-        try:
-            repeat = _substitute(repeat, self.tensor_env(env, prev))
-        except ExpressionError as exc:
-            self.expression_error(exc, (*path, "repeat"), f"repeat: {exc}{note}")
-            return prev
-        if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
-            shown = repeat if isinstance(repeat, (int, float, bool)) else type(repeat).__name__
-            self.error((*path, "repeat"), f"`repeat` must be an integer >= 1 (got {shown!r}){note}", "value")
-            return prev
-        if repeat > MAX_LAYERS or repeat * max(len(definition.get("layers") or []), 1) > MAX_LAYERS:
-            self.error((*path, "repeat"), f"repeat {repeat:,} would create more than {MAX_LAYERS:,} layers", "size")
+        repeat = self._repeat(use, definition, path, env, prev, note)
+        if repeat is None:
             return prev
         if use.get("inputs") is not None:
-            refs = [use["inputs"]] if isinstance(use["inputs"], str) else use["inputs"]
-            if not isinstance(refs, list) or len(refs) != 1 or not isinstance(refs[0], str):
-                self.error((*path, "inputs"), f"a block reads one layer: `inputs: NAME` (got {refs!r}){note}", "type")
-                return prev
-            target = self._lookup(refs[0], prev, scope)
+            target = self._block_input(use["inputs"], path, prev, scope, note)
             if target is None:
-                self._reference_error(refs[0], path, path, scope, note)
                 return prev
             prev = target
         label_base = use.get("name") if isinstance(use.get("name"), str) else name
@@ -553,45 +502,17 @@ class _Expander:
                 counters["block_count"] = self.block_counts.get(name, 0)
             # The use's own fields are the caller's: evaluated in its scope, with this repetition's counters.
             caller_env = {**self.tensor_env(env, prev), **counters}
-            inner_env = {**self.env, **counters, "input": Tensor(prev, self.shape_of)} if prev else {
-                **self.env, **counters}
-            failed = False
-            for key, default in params.items():
-                try:
-                    if key in given:
-                        inner_env[key] = _substitute(given[key], caller_env)
-                    else:
-                        inner_env[key] = _substitute(default, inner_env)
-                except ExpressionError as exc:
-                    where = (*path, "with", key) if key in given else ("blocks", name, "params", key)
-                    self.expression_error(exc, where, f"{key}: {exc}" + (note if key in given else
-                                                                        f" (block `{name}` used at {format_path(path)})"))
-                    failed = True
-            if failed:
-                return prev
+            inner_env = self._parameters(name, params, given, caller_env, counters, prev, path, note)
             self.block_uses[label_base] = self.block_uses.get(label_base, 0) + 1
             label = f"{label_base}{self.block_uses[label_base]}"
-            prefix = f"{label}_"
-            if "prefix" in use:
-                template = use["prefix"]
-                try:
-                    prefix = interpolate(template, caller_env) if isinstance(template, str) else template
-                except ExpressionError as exc:
-                    self.expression_error(exc, (*path, "prefix"), f"prefix: {exc}{note}")
-                    return prev
-                if not isinstance(prefix, str):
-                    self.error((*path, "prefix"), f"`prefix` must be a text such as `block1a_` (got {prefix!r})",
-                               "type")
-                    return prev
-                if outer is not None:  # an explicit prefix nests: conv2_ + block1_ -> conv2_block1_
-                    prefix = outer.prefix + prefix
+            prefix = self._prefix(use, label, caller_env, path, outer, note)
+            if inner_env is None or prefix is None:
+                return prev
             ctx = _BlockCtx(name=name, use_path=path[:-1], label=label, repeat=r, index=index, prefix=prefix)
-            local_scope = {"$input": prev}
-            items = definition.get("layers") or []
             self.block_stack.append(name)
             try:
-                prev = self._layers(items, ("blocks", name, "layers"), section, prev, local_scope, block=ctx,
-                                    env=inner_env)
+                prev = self._layers(definition.get("layers") or [], ("blocks", name, "layers"), section, prev,
+                                    {"$input": prev}, block=ctx, env=inner_env)
             finally:
                 self.block_stack.pop()
             if len(self.diags) > errors_before and not self.dry:
@@ -599,6 +520,124 @@ class _Expander:
         if isinstance(use.get("name"), str):
             self._bind_use_name(use["name"], prev, path, scope, outer, note)
         return prev
+
+    def _block_header(self, use, path):
+        """The used block (name, definition, params, with-values), or None when the use is refused (reported)."""
+        if not isinstance(use, dict) or not isinstance(use.get("use"), str):
+            self.error(path, "a block is used as `- block: {use: NAME, repeat: N, with: {...}}`", "type")
+            return None
+        problems = validate_block_use(use, self.src, path)
+        if problems:
+            self.diags.extend(problems)
+            return None
+        blocks = self.data.get("blocks") or {}
+        name = use["use"]
+        if name not in blocks or not isinstance(blocks[name], dict):
+            hint = did_you_mean(name, blocks) or ("define it under `blocks:`" if not blocks else
+                                                   f"blocks: {', '.join(blocks)}")
+            self.error((*path, "use"), f"unknown block `{name}`", "reference", hint)
+            return None
+        if len(self.block_stack) >= MAX_NESTING:
+            self.error((*path, "use"), f"blocks nest more than {MAX_NESTING} levels deep here", "limit",
+                       hint="use fewer levels of blocks inside blocks")
+            return None
+        if name in self.block_stack:
+            cycle = " -> ".join([*self.block_stack[self.block_stack.index(name):], name])
+            self.error((*path, "use"), f"block `{name}` uses itself ({cycle}): blocks cannot be recursive",
+                       "reference")
+            return None
+        for key in use:
+            if key not in BLOCK_USE_KEYS:
+                hint = did_you_mean(key, BLOCK_USE_KEYS) or f"allowed: {', '.join(BLOCK_USE_KEYS)}"
+                self.error((*path, key), f"a block use has no key `{key}`", "unknown-key", hint, key=True)
+        definition = blocks[name]
+        if not definition.get("layers"):
+            return None  # an empty block was reported where it is defined; nothing to expand
+        params = dict(definition.get("params") or {})
+        given = use.get("with") or {}
+        if not isinstance(given, dict):
+            self.error((*path, "with"), "`with` must be a mapping of parameter values", "type")
+            return None
+        for key in given:
+            if key not in params:
+                hint = did_you_mean(key, params) or f"parameters: {', '.join(params) or 'none'}"
+                self.error((*path, "with", key), f"block `{name}` has no parameter `{key}`", "unknown-key", hint,
+                           key=True)
+        for key in params:
+            if key in RESERVED:
+                self.error(("blocks", name, "params", key), f"`{key}` is a reserved name in expressions; choose "
+                           "another", "value", key=True, hint=f"reserved: {', '.join(RESERVED)}")
+                return None
+        return name, definition, params, given
+
+    def _repeat(self, use, definition, path, env, prev, note) -> int | None:
+        """The use's `repeat` (evaluated in the caller's scope), or None when it is refused (reported)."""
+        repeat = use.get("repeat", 1)
+        try:
+            repeat = _substitute(repeat, self.tensor_env(env, prev))
+        except ExpressionError as exc:
+            self.expression_error(exc, (*path, "repeat"), f"repeat: {exc}{note}")
+            return None
+        if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
+            shown = repeat if isinstance(repeat, (int, float, bool)) else type(repeat).__name__
+            self.error((*path, "repeat"), f"`repeat` must be an integer >= 1 (got {shown!r}){note}", "value")
+            return None
+        if repeat > MAX_LAYERS or repeat * max(len(definition.get("layers") or []), 1) > MAX_LAYERS:
+            self.error((*path, "repeat"), f"repeat {repeat:,} would create more than {MAX_LAYERS:,} layers", "size")
+            return None
+        return repeat
+
+    def _block_input(self, given, path, prev, scope, note) -> str | None:
+        """The node a use's `inputs:` names, or None (reported)."""
+        refs = [given] if isinstance(given, str) else given
+        if not isinstance(refs, list) or len(refs) != 1 or not isinstance(refs[0], str):
+            self.error((*path, "inputs"), f"a block reads one layer: `inputs: NAME` (got {refs!r}){note}", "type")
+            return None
+        target = self._lookup(refs[0], prev, scope)
+        if target is None:
+            self._reference_error(refs[0], path, path, scope, note)
+        return target
+
+    def _parameters(self, name, params, given, caller_env, counters, prev, path, note) -> dict | None:
+        """The scope of one repetition: vars, counters, `input`, and every parameter in order.
+
+        A `with:` value is evaluated in the caller's scope; a default in the block's own scope, so it
+        may use the parameters above it. None when one fails (reported).
+        """
+        inner_env = {**self.env, **counters}
+        if prev is not None:
+            inner_env["input"] = Tensor(prev, self.shape_of)
+        ok = True
+        for key, default in params.items():
+            try:
+                if key in given:
+                    inner_env[key] = _substitute(given[key], caller_env)
+                else:
+                    inner_env[key] = _substitute(default, inner_env)
+            except ExpressionError as exc:
+                if key in given:
+                    self.expression_error(exc, (*path, "with", key), f"{key}: {exc}{note}")
+                else:
+                    self.expression_error(exc, ("blocks", name, "params", key),
+                                          f"{key}: {exc} (block `{name}` used at {format_path(path)})")
+                ok = False
+        return inner_env if ok else None
+
+    def _prefix(self, use, label, caller_env, path, outer, note) -> str | None:
+        """What named layers inside get in front: `prefix:` filled in (after an enclosing explicit
+        prefix), or the instance label (`residual2_`). None when the template fails (reported)."""
+        if "prefix" not in use:
+            return f"{label}_"
+        template = use["prefix"]
+        try:
+            prefix = interpolate(template, caller_env) if isinstance(template, str) else template
+        except ExpressionError as exc:
+            self.expression_error(exc, (*path, "prefix"), f"prefix: {exc}{note}")
+            return None
+        if not isinstance(prefix, str):
+            self.error((*path, "prefix"), f"`prefix` must be a text such as `block1a_` (got {prefix!r})", "type")
+            return None
+        return outer.prefix + prefix if outer is not None else prefix  # conv2_ + block1_ -> conv2_block1_
 
     # -- whole-spec checks ------------------------------------------------------------------
     def _check_loss(self):
