@@ -24,6 +24,7 @@ and ``round``'s digit count is limited. No other exception than ExpressionError 
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import operator
 import re
@@ -138,7 +139,16 @@ def truth(value: Any, what: str) -> bool:
 
 
 def _evaluate_source(source: str, env: dict) -> Any:
-    source = source.strip()
+    tree = _parse(source.strip())
+    try:
+        return _eval(tree, env)
+    except RecursionError:
+        raise ExpressionError("expression nests too deeply") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(source: str) -> ast.expr:
+    """The checked syntax tree of an expression, parsed once per distinct text (blocks repeat their texts)."""
     if len(source) > MAX_SOURCE:
         raise ExpressionError(f"expression is too long ({MAX_SOURCE} characters at most)")
     try:
@@ -147,10 +157,7 @@ def _evaluate_source(source: str, env: dict) -> Any:
         raise ExpressionError(f"invalid expression `{source}`: {getattr(exc, 'msg', None) or exc}") from None
     if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
         raise ExpressionError(f"expression is too complex ({MAX_NODES} parts at most)")
-    try:
-        return _eval(tree.body, env)
-    except RecursionError:
-        raise ExpressionError("expression nests too deeply") from None
+    return tree.body
 
 
 def bounded(value: Any, what: str = "the result") -> Any:
