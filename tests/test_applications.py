@@ -24,6 +24,7 @@ APPS = pathlib.Path(__file__).resolve().parent.parent / "examples" / "applicatio
 # source the spec must be at most half of)
 MODELS = {
     "efficientnet_b0.yaml": ("EfficientNetB0", "efficientnet", "EfficientNet"),
+    "mobilenet_v2.yaml": ("MobileNetV2", "mobilenet_v2", "MobileNetV2"),
     "mobilenet_v3_small.yaml": ("MobileNetV3Small", "mobilenet_v3", "MobileNetV3"),
     "xception.yaml": ("Xception", "xception", "Xception"),
 }
