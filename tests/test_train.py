@@ -117,7 +117,10 @@ def test_cnn_learns_fashion_mnist_and_records_the_run(backend, spec, tmp_path):
     assert header == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
     assert [r["epoch"] for r in result.history] == [1, 2]
     settings = json.load(open(os.path.join(result.run_dir, "settings.json")))
-    assert settings["backend"] == backend and settings["device"] == "cpu" and settings["batch_size"] == 32
+    from nnspec.backends import get_backend
+
+    auto = get_backend(backend).select_device("auto")  # cuda on a GPU machine, as `device: auto` promises
+    assert settings["backend"] == backend and settings["device"] == auto and settings["batch_size"] == 32
     assert settings["examples"]["train"] == 1800 and settings["examples"]["test"] == 1000
     assert backend in settings["versions"] or "keras" in settings["versions"]
     text = out.getvalue()

@@ -115,12 +115,22 @@ TRAIN = _obj(
                             "description": "bf16 autocast on GPUs (ignored on the CPU). Default: false."},
         "steps_per_execution": {
             "anyOf": [_pos_int, {"enum": ["auto"]}],
-            "description": "keras: training steps per host round trip. Default: auto (16 on the CPU, 1 on GPUs).",
+            "description": "keras: training steps per host round trip. Default: auto (16 on the CPU, 32 on GPUs).",
         },
         "compile": {"type": "boolean", "description": "Compile the training step (torch.compile / XLA). Default: false."},
         "sync_batch_norm": {"type": "boolean",
                             "description": "With several data-parallel replicas, batch norm uses the statistics of "
                             "the global batch. Default: true when replicas > 1."},
+        "cuda_graphs": {
+            "anyOf": [{"type": "boolean"}, {"enum": ["auto"]}],
+            "description": "torch on a GPU: capture the whole training step once as a CUDA graph and replay it "
+                           "(true: required, false: eager steps). Default: auto (on GPUs, eager if capture fails).",
+        },
+        "parallel_ensemble": {
+            "anyOf": [{"type": "boolean"}, {"enum": ["auto"]}],
+            "description": "torch: train ensemble members together as one batched model (vmap) instead of one "
+                           "after another. Default: auto (on GPUs).",
+        },
     },
     "How to train: optimiser, schedule, batch size, epochs, early stopping, seed, ensemble.",
 )

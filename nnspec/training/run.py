@@ -139,6 +139,8 @@ def _train_in(spec, settings: Settings, run: RunDir, splits, loop_module, stream
         run.write_settings(settings)
     if stream:
         stream.write(f"run directory: {run.path}\n")
+        gpu = settings.versions.get("gpu") if settings.device == "cuda" else None
+        stream.write(f"device: {settings.device}{f' ({gpu})' if gpu else ''}\n")
     try:
         if settings.ensemble > 1:
             return _train_ensemble(spec, settings, run, splits, loop_module, stream, callbacks, collective=collective)
@@ -520,11 +522,15 @@ def _train_ensemble(spec, settings: Settings, run: RunDir, splits, loop_module, 
     if not settings.losses[head].class_indices:
         raise TrainingError("ensembles average class probabilities: the first head needs a categorical "
                             "cross-entropy loss")
+    together = {} if world.distributed else _members_together(spec, settings, run, splits, loop_module, stream,
+                                                               callbacks, resume)
     for i in members_of(world.rank, n, world.size):
         member_run = run.member(i)
         member_settings = settings.replace(seed=settings.seed + i, ensemble=1, member=i,
                                            progress_prefix=f"[member {i + 1}/{n}] ")
-        if resume and member_run.exists("metrics.json"):
+        if i in together:
+            result = together[i]
+        elif resume and member_run.exists("metrics.json"):
             result = RunResult(member_run.path, member_settings, member_run.read_history(),
                                member_run.read_json("metrics.json"))
         else:
@@ -564,6 +570,119 @@ def _train_ensemble(spec, settings: Settings, run: RunDir, splits, loop_module, 
     if stream:
         stream.write(results_text(result) + "\n")
     return result
+
+
+def _members_together(spec, settings: Settings, run: RunDir, splits, loop_module, stream, callbacks,
+                      resume: bool) -> dict:
+    """Members the backend trains together as one batched model (:func:`_train_together`):
+    those not finished yet and, on resume, at the same checkpoint; ``{}`` when none are."""
+    if not _batch_members(settings, loop_module, settings.device):
+        return {}
+    n = settings.ensemble
+    todo, states = [], []
+    for i in range(n):
+        member_run = run.member(i)
+        if resume and member_run.exists("metrics.json"):
+            continue
+        todo.append(settings.replace(seed=settings.seed + i, ensemble=1, member=i,
+                                     progress_prefix=f"[member {i + 1}/{n}] "))
+        states.append(member_run.read_checkpoint() if resume else None)
+    if len(todo) < 2 or len({(s or {}).get("epoch", 0) for s in states}) > 1:
+        return {}  # nothing to batch, or members stopped at different epochs: one by one
+    for member in todo:
+        member_run = run.member(int(member.member or 0))
+        if not member_run.exists("settings.json"):
+            member_run.write_text("spec.yaml", spec.source.text)
+            member_run.write_settings(member)
+    return _train_together(spec, settings, run, splits, loop_module, stream, callbacks, todo, states)
+
+
+def _batch_members(settings: Settings, backend, device: str) -> bool:
+    """Whether this ensemble's members should be trained together (``train.parallel_ensemble``:
+    auto batches on GPUs, true wherever the backend can, false never)."""
+    choice = settings.parallel_ensemble
+    if choice is False or choice == "false":
+        return False
+    if not hasattr(backend, "ensemble_trainer"):
+        if choice is True or choice == "true":
+            raise TrainingError(f"train.parallel_ensemble: true, but the {settings.backend} backend trains "
+                                f"members one by one; set parallel_ensemble: auto or false")
+        return False
+    return choice is True or choice == "true" or device == "cuda"
+
+
+def _train_together(spec, settings: Settings, run, splits, backend, stream, callbacks,
+                   member_settings: list[Settings], states: list[dict | None]) -> dict:
+    """Train the members ``member_settings`` (each with its ``member`` index) together: the backend's
+    batched trainer (``Backend.ensemble_trainer``) runs the epochs; each member is recorded by its own
+    :class:`Epochs` in ``members/<i>/``, exactly as when members train one after another.
+
+    ``states``: each member's checkpoint state when resuming (all at the same epoch), else None.
+    Returns ``{member index: RunResult}``; empty when the backend cannot batch this spec (the reason
+    is printed and the caller trains the members one by one).
+    """
+    from nnspec.backends.weights import read_weights
+
+    train_data = as_data(spec, splits.train, settings)
+    if train_data is None:
+        raise TrainingError("the training split is empty")
+    val_data = as_data(spec, getattr(splits, "val", None), settings)
+    test_data = as_data(spec, splits.test, settings)
+    try:
+        trainer = backend.ensemble_trainer(spec, member_settings, train_data, val_data, augment=splits.augment)
+    except TrainingError as exc:
+        if settings.parallel_ensemble in (True, "true"):
+            raise TrainingError(f"train.parallel_ensemble: true, but these members cannot be batched ({exc}); "
+                                f"set parallel_ensemble: auto or false") from None
+        if stream:
+            stream.write(f"members train one by one: they cannot be batched ({exc})\n")
+        return {}
+    indices = [int(s.member or 0) for s in member_settings]
+    runs = [run.member(i) for i in indices]
+    start = 0
+    saved = [s for s in states if s]
+    if len(saved) == len(states):  # resuming: every member at the same checkpoint
+        start = saved[0]["epoch"]
+        for i, (member_run, state) in enumerate(zip(runs, saved, strict=True)):
+            trainer.member(i).set_weights(read_weights(member_run.file("checkpoints", state["files"]["model"])))
+        trainer.load_member_optimizers([r.file("checkpoints", s["files"]["optimizer"]) for r, s in zip(runs, saved,
+                                                                                                       strict=True)])
+    sinks = []
+    for i, (member_run, member, member_state) in enumerate(zip(runs, member_settings, states, strict=True)):
+        history = member_run.read_history()[:start] if member_state else None
+        sinks.append(Epochs(spec, member, member_run, trainer.member(i), stream, callbacks, len(train_data),
+                            val_data is not None, member_state, history))
+    if stream:
+        stream.write(f"training members {', '.join(str(i + 1) for i in indices)} together "
+                     f"(one batched model)\n")
+    if start < settings.epochs and not all(e.stopped_early for e in sinks):
+        try:
+            trainer.fit(start, settings.epochs, sinks)
+        except NonFiniteLoss as exc:
+            for e in sinks:
+                e.mark("failed", error=str(exc))
+            raise TrainingError(f"{exc} (members trained together); training stopped, each member's last good "
+                                f"checkpoint is in its weights/last.safetensors. Lower the learning rate "
+                                f"(now {settings.lr:g}) or set train.gradient_clip") from None
+        except KeyboardInterrupt:
+            for e in sinks:
+                e.mark("interrupted")
+            raise
+    results = {}
+    es = settings.early_stopping
+    for i, (index, member_run, member, sink) in enumerate(zip(indices, runs, member_settings, sinks, strict=True)):
+        view = trainer.member(i)
+        which = "best" if es and es.restore_best_weights and os.path.exists(member_run.weights_best) else "last"
+        path = member_run.weights_best if which == "best" else member_run.weights_last
+        if os.path.exists(path):  # a member that stopped early kept training in the batch: its files are its result
+            view.set_weights(read_weights(path))
+        result = RunResult(member_run.path, member, sink.history, best_epoch=sink.best.best_epoch,
+                           stopped_early=sink.stopped_early)
+        if test_data is not None:
+            result.metrics = finish(spec, member, member_run, view.predict(test_data.x), test_data, which, sink.best)
+        sink.mark("finished")
+        results[index] = result
+    return results
 
 
 def _save_ensemble_examples(run: RunDir, probs: list, mean: np.ndarray, true: np.ndarray) -> None:

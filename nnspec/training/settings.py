@@ -111,6 +111,8 @@ class Settings:
     mixed_precision: bool = False
     compile: bool = False
     steps_per_execution: int | str = "auto"
+    cuda_graphs: bool | str = "auto"  # torch on a GPU: capture the training step (auto | True | False)
+    parallel_ensemble: bool | str = "auto"  # train ensemble members as one batched model (auto: on GPUs)
     limit: int | None = None
     overrides: tuple[str, ...] = ()
     # filled in once the data is loaded and the run directory exists
@@ -239,6 +241,8 @@ def resolve(spec: Any, backend: str, overrides: Mapping[str, Any] | None = None,
         mixed_precision=bool(train.get("mixed_precision", False)),
         compile=bool(train.get("compile", False)),
         steps_per_execution=train.get("steps_per_execution", "auto"),
+        cuda_graphs=train.get("cuda_graphs", "auto"),
+        parallel_ensemble=train.get("parallel_ensemble", "auto"),
         limit=given.get("limit", spec.data.get("limit")),
         overrides=tuple(getattr(spec, "overrides", ()) or ()),
         sync_batch_norm=train.get("sync_batch_norm"),

@@ -26,6 +26,7 @@ from nnspec.training.settings import LossSettings, OptimizerSettings, Settings, 
 
 EVAL_BATCH = 1024
 CPU_STEPS_PER_EXECUTION = 16
+GPU_STEPS_PER_EXECUTION = 32  # one compiled (XLA) execution runs this many steps: launch cost amortised
 
 
 def select_device(requested: str) -> str:
@@ -148,7 +149,7 @@ class Loop:
         self.steps = math.ceil(self.n / settings.batch_size)
         spe = settings.steps_per_execution
         if spe == "auto":
-            spe = 1 if settings.device == "cuda" else CPU_STEPS_PER_EXECUTION
+            spe = GPU_STEPS_PER_EXECUTION if settings.device == "cuda" else CPU_STEPS_PER_EXECUTION
         if keras_backend() == "torch":
             spe = 1  # Keras's PyTorch trainer runs exactly one step per execution
         self.steps_per_execution = max(1, min(int(spe), self.steps))

@@ -30,7 +30,8 @@ from nnspec.backends.common import (
 from nnspec.backends.torch.builders import BUILDERS, torch_path
 from nnspec.backends.torch.layers import KerasLayer
 
-__all__ = ["BUILDERS", "EXPORT_FORMATS", "NAME", "SpecModel", "build", "export", "get_weights", "layer_counts",
+__all__ = ["BUILDERS", "EXPORT_FORMATS", "NAME", "SpecModel", "build", "ensemble_trainer", "export", "get_weights",
+           "layer_counts",
            "runner", "select_device", "set_weights", "trainer", "versions"]
 
 NAME = "torch"
@@ -195,7 +196,11 @@ def select_device(requested: str) -> str:
 
 
 def versions() -> dict[str, str]:
-    return {"torch": torch.__version__}
+    """torch's version and, where a GPU is visible, its CUDA version and the GPU's name."""
+    out: dict[str, str] = {"torch": str(torch.__version__)}
+    if torch.cuda.is_available():
+        out.update(cuda=str(torch.version.cuda), gpu=torch.cuda.get_device_name(0))
+    return out
 
 
 def trainer(spec, settings, train, val, augment=None, parallel=None):
@@ -213,6 +218,17 @@ def init_parallel(world, device: str):
     from nnspec.backends.torch.distributed import init
 
     return init(world, device)
+
+
+def ensemble_trainer(spec, settings, train, val, augment=None):
+    """One batched trainer for several ensemble members (``settings``: one per member, same spec).
+
+    Raises :class:`~nnspec.backends.torch.ensemble.BatchingUnsupported` (a ``TrainingError``) when the
+    spec's members cannot be batched; the caller then trains them one by one.
+    """
+    from nnspec.backends.torch.ensemble import EnsembleLoop
+
+    return EnsembleLoop(spec, settings, train, val, augment=augment)
 
 
 def runner(run, model: SpecModel):

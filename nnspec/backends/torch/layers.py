@@ -13,6 +13,7 @@ the module implements Keras's variant exactly, with its parameters stored in Ker
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import cast
 
@@ -644,6 +645,8 @@ class Recurrent(KerasLayer, nn.Module):
     Parameters keep Keras's layout and gate order: ``kernel`` (F, g*u), ``recurrent_kernel``
     (u, g*u) and one ``bias`` (g*u,) - or (2, 3u) for GRU reset_after - with gates i, f, c, o (LSTM)
     and z, r, h (GRU). Input dropout uses one mask for all steps, as Keras's cells do.
+    With the standard activations the recurrence runs in torch's fused kernel (cuDNN on GPUs),
+    fed these parameters re-laid out (:meth:`_fused_weights`); otherwise step by step.
     """
 
     def __init__(self, kind: str, features: int, a: dict):
@@ -670,9 +673,72 @@ class Recurrent(KerasLayer, nn.Module):
         if self.training and self.dropout > 0:
             mask = torch.bernoulli(torch.full_like(x[:, 0], 1.0 - self.dropout)) / (1.0 - self.dropout)
             x = x * mask.unsqueeze(1)
+        if self.fused and x.shape[1] > 0 and not torch.onnx.is_in_onnx_export():
+            return self._fused(x)
+        return self._stepwise(x)
+
+    @property
+    def fused(self) -> bool:
+        """Whether torch's fused kernel (cuDNN on GPUs) computes exactly this layer.
+
+        The kernels have fixed activations (tanh, sigmoid gates); Keras's GRU with
+        ``reset_after: false`` applies the reset gate before the recurrent matmul, which no fused
+        kernel does, so it (and any other activation) runs step by step.
+        """
+        if self.kind == "simple_rnn":
+            return self.act in ("tanh", "relu")
+        if self.kind == "gru" and not self.reset_after:
+            return False
+        return self.act == "tanh" and self.recurrent_act == "sigmoid"
+
+    def _fused_weights(self) -> list[torch.Tensor]:
+        """Keras's parameters in the fused kernel's layout (a view or a small copy; gradients flow back).
+
+        LSTM gates are i, f, c, o in both; Keras's GRU gates z, r, h become torch's r, z, n. Keras's
+        single bias is the kernel's input bias and its recurrent bias is held at zero (a constant,
+        not a parameter); GRU ``reset_after`` has both biases in Keras too.
+        """
+        kernel: torch.Tensor = self.kernel
+        recurrent: torch.Tensor = self.recurrent_kernel
+        bias: torch.Tensor | None = None
+        rbias: torch.Tensor | None = None
+        if self.bias is not None:
+            bias, rbias = (self.bias[0], self.bias[1]) if self.kind == "gru" else (self.bias, None)
+        if self.kind == "gru":
+            u = self.units
+
+            def order(t: torch.Tensor) -> torch.Tensor:  # z, r, h -> r, z, n along the last axis
+                return torch.cat([t[..., u:2 * u], t[..., :u], t[..., 2 * u:]], dim=-1)
+
+            kernel, recurrent = order(kernel), order(recurrent)
+            if bias is not None and rbias is not None:
+                bias, rbias = order(bias), order(rbias)
+        weights = [kernel.t(), recurrent.t()]
+        if bias is not None:
+            weights += [bias, rbias if rbias is not None else torch.zeros_like(bias)]
+        return weights
+
+    def _fused(self, x: torch.Tensor) -> torch.Tensor:
+        weights = self._fused_weights()
+        h0 = x.new_zeros(1, x.shape[0], self.units)
+        args = (weights, self.bias is not None, 1, 0.0, self.training, False, True)
+        with warnings.catch_warnings():  # Keras-layout weights are not one flat cuDNN buffer: copied per call
+            warnings.filterwarnings("ignore", message="RNN module weights are not part")
+            if self.kind == "lstm":
+                out, h, _ = torch.lstm(x, (h0, h0), *args)
+            elif self.kind == "gru":
+                out, h = torch.gru(x, h0, *args)
+            else:
+                fn = torch.rnn_tanh if self.act == "tanh" else torch.rnn_relu
+                out, h = fn(x, h0, *args)
+        return out if self.return_sequences else h[0]
+
+    def _stepwise(self, x: torch.Tensor) -> torch.Tensor:
+        """Keras's recurrence step by step in Python (activations and GRU variants no kernel has)."""
         act, ract = activation(self.act), activation(self.recurrent_act)
         u = self.units
-        bias, rbias = self.bias, None
+        bias: torch.Tensor | None = self.bias
+        rbias: torch.Tensor | None = None
         if self.bias is not None and self.kind == "gru" and self.reset_after:
             bias, rbias = self.bias[0], self.bias[1]
         xs = x @ self.kernel

@@ -5,7 +5,11 @@
 - Metrics and the epoch loss are summed on the device; the host reads them once per epoch (on a
   terminal, also when the live line is redrawn, at most four times a second).
 - Non-finite losses are caught with the exact step: on the CPU each step's loss is read (free,
-  nothing to sync); on a GPU the step losses are kept on the device and checked every 50 steps.
+  nothing to sync); on a GPU the step losses are kept on the device and checked every 50 steps
+  (eager) or once at the epoch's end (CUDA graphs).
+- One step is :meth:`Loop.train_step`. On a GPU it is captured once as a CUDA graph with the batch
+  gather, the learning rate and the metric sums inside (:mod:`nnspec.backends.torch.graphs`,
+  ``train.cuda_graphs``); fused optimisers on the GPU.
 - GPU: bf16 autocast with ``train.mixed_precision``; ``torch.compile`` with ``train.compile``.
 """
 
@@ -16,12 +20,13 @@ import math
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nnspec.training.errors import NonFiniteLoss
+from nnspec.training.errors import NonFiniteLoss, TrainingError
 from nnspec.training.metrics import applicable_metrics
 from nnspec.training.settings import LossSettings, OptimizerSettings, Settings, resolve_device
 
@@ -116,27 +121,33 @@ def _metric_sum(name: str, out: torch.Tensor, y: torch.Tensor, loss: LossSetting
     return METRICS[name](out, y, loss, top_k)
 
 
-def _adam(params: list, opt: OptimizerSettings) -> torch.optim.Optimizer:
+# ``lr`` is the optimiser's rate: a float, or a device tensor a captured step reads; ``fast`` holds the
+# kernel choice (fused/foreach/capturable, see ``Loop._optimizer``).
+def _adam(params: list, opt: OptimizerSettings, lr: float | torch.Tensor, fast: dict) -> torch.optim.Optimizer:
     o = opt.options
     if opt.type == "adamw" or o["weight_decay"]:
-        return torch.optim.AdamW(params, lr=opt.lr, betas=(o["beta_1"], o["beta_2"]), eps=o["epsilon"],
-                                 weight_decay=o["weight_decay"])
-    return torch.optim.Adam(params, lr=opt.lr, betas=(o["beta_1"], o["beta_2"]), eps=o["epsilon"])
+        return torch.optim.AdamW(params, lr=lr, betas=(o["beta_1"], o["beta_2"]), eps=o["epsilon"],
+                                 weight_decay=o["weight_decay"], **fast)
+    return torch.optim.Adam(params, lr=lr, betas=(o["beta_1"], o["beta_2"]), eps=o["epsilon"], **fast)
 
 
-def _sgd(params: list, opt: OptimizerSettings) -> torch.optim.Optimizer:
+def _sgd(params: list, opt: OptimizerSettings, lr: float | torch.Tensor, fast: dict) -> torch.optim.Optimizer:
     o = opt.options
-    return torch.optim.SGD(params, lr=opt.lr, momentum=o["momentum"], nesterov=o["nesterov"])
+    fast = {k: v for k, v in fast.items() if k != "capturable"}  # SGD has no such flag; fused SGD captures
+    return torch.optim.SGD(params, lr=lr, momentum=o["momentum"], nesterov=o["nesterov"], **fast)
 
 
-def _rmsprop(params: list, opt: OptimizerSettings) -> torch.optim.Optimizer:
+def _rmsprop(params: list, opt: OptimizerSettings, lr: float | torch.Tensor, fast: dict) -> torch.optim.Optimizer:
     o = opt.options
-    return torch.optim.RMSprop(params, lr=opt.lr, alpha=o["rho"], eps=o["epsilon"], momentum=o["momentum"])
+    if fast.get("fused"):  # no fused RMSprop: the capturable multi-tensor kernels instead
+        fast = {"capturable": True, "foreach": True} if fast.get("capturable") else {"foreach": not torch.is_tensor(lr)}
+    return torch.optim.RMSprop(params, lr=lr, alpha=o["rho"], eps=o["epsilon"], momentum=o["momentum"], **fast)
 
 
 # optimiser name (nnspec.choices.OPTIMIZERS) -> (factory, decoupled weight decay applied by the loop):
 # Keras's weight decay is decoupled for every optimiser; torch's SGD/RMSprop would couple it.
-OPTIMIZERS: dict[str, tuple[Callable[[list, OptimizerSettings], torch.optim.Optimizer], bool]] = {
+OPTIMIZERS: dict[str, tuple[Callable[[list, OptimizerSettings, float | torch.Tensor, dict], torch.optim.Optimizer],
+                            bool]] = {
     "adam": (_adam, False),
     "adamw": (_adam, False),
     "sgd": (_sgd, True),
@@ -171,6 +182,11 @@ class Loop:
         self.forward = self.model
         self.has_penalty = bool(getattr(self.model, "penalties", None) or getattr(self.model, "activity", None))
         self._plan: list[tuple[str, str, str, LossSettings]] | None = None  # (log name, head, metric, loss)
+        self.graph = None  # the captured epoch (graphs.CapturedEpoch), made on the first fit
+        self.graph_mode = self._graph_mode(settings)
+        self.capture_seconds = 0.0
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
         if train is None:
             return
         self.train_np = train.x
@@ -182,29 +198,63 @@ class Loop:
             vx, vy = self.replicas.shard(self.val[0]), self.replicas.shard(self.val[1])
             self.val = (vx, vy, len(next(iter(vy.values()))))
         self.val_total = len(val) if val is not None else 0
-        self.optimizer = self._optimizer(settings.optimizer)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.clip = settings.gradient_clip
+        self.lr_tensor: torch.Tensor | None = None
+        self.optimizer = self._optimizer(settings.optimizer, tensor_lr=self.graph_mode != "off")
         if settings.compile:
             self.forward = torch.compile(self.model)
+
+    def _graph_mode(self, settings: Settings) -> str:
+        """``off`` (eager steps), ``auto`` (capture, fall back to eager with a note) or ``required``."""
+        wanted = settings.cuda_graphs
+        if wanted is False or wanted == "false" or self.replicas is not None:  # replicas: DDP steps, eager
+            return "off"
+        if self.device.type != "cuda":
+            if wanted is True or wanted == "true":
+                raise TrainingError(f"train.cuda_graphs: true needs a CUDA device, but this run trains on "
+                                    f"{self.device.type}; use cuda_graphs: auto (or --device cuda)")
+            return "off"
+        return "required" if wanted is True or wanted == "true" else "auto"
 
     # --- setup ---------------------------------------------------------------------------
     def _tensors(self, arrays: dict) -> dict:
         return {k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for k, v in arrays.items()}
 
-    def _optimizer(self, opt: OptimizerSettings) -> torch.optim.Optimizer:
-        params = [p for p in self.model.parameters() if p.requires_grad]
+    def _optimizer(self, opt: OptimizerSettings, tensor_lr: bool = False) -> torch.optim.Optimizer:
+        """torch's optimiser with Keras's defaults; fused kernels on GPUs.
+
+        ``tensor_lr``: the learning rate is a device tensor (``self.lr_tensor``) that a captured step
+        reads, and the optimiser is one that can be captured (fused Adam/AdamW/SGD, capturable RMSprop).
+        """
         factory, decoupled = OPTIMIZERS[opt.type]
         self.decoupled_decay = float(opt.options.get("weight_decay") or 0.0) if decoupled else 0.0
-        return factory(params, opt)
+        lr: float | torch.Tensor = opt.lr
+        if tensor_lr:
+            self.lr_tensor = torch.tensor(float(opt.lr), dtype=torch.float32, device=self.device)
+            lr = self.lr_tensor
+        cuda = self.device.type == "cuda"
+        fast: dict = {}
+        if cuda or tensor_lr:
+            fast["fused"] = True
+        if cuda and tensor_lr:
+            fast["capturable"] = True
+        optimizer = factory(self.params, opt, lr, fast)
+        optimizer._warned_capturable_if_run_uncaptured = True  # type: ignore[attr-defined]  # warm-up steps
+        return optimizer
 
     def _set_lr(self, lr: float) -> None:
+        if self.lr_tensor is not None:
+            self.lr_tensor.fill_(lr)
+            return
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
     # --- training ------------------------------------------------------------------------
     def _run(self, forward, xb: dict) -> dict:
         """Head outputs of one batch (bf16 autocast on GPUs with mixed precision)."""
-        if self.amp:
-            with torch.autocast("cuda", dtype=torch.bfloat16):
+        if self.amp:  # no autocast weight cache: a captured graph must recompute the casts each replay
+            with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
                 out = forward(xb)
         else:
             out = forward(xb)
@@ -221,18 +271,50 @@ class Loop:
         assert total is not None  # a spec has at least one head
         return total
 
+    def state_tensors(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The model's parameters and buffers (what a step changes besides the optimiser's state)."""
+        return list(self.model.parameters()), list(self.model.buffers())
+
+    def gather(self, x: dict, idx: torch.Tensor) -> tuple[dict, dict]:
+        """A batch: rows ``idx`` of the inputs ``x`` and of the targets."""
+        return ({k: v.index_select(0, idx) for k, v in x.items()},  # cheaper than v[idx]
+                {k: v.index_select(0, idx) for k, v in self.y.items()})
+
+    def train_step(self, xb: dict, yb: dict, lr, sums: dict) -> torch.Tensor:
+        """One optimiser step on one batch; adds the batch to the epoch's ``sums``; returns the loss.
+
+        ``lr`` is the step's learning rate (a float, or the device tensor the optimiser reads). The
+        same function runs eagerly and is captured as a CUDA graph (:mod:`.graphs`): nothing in it
+        reads a value back to the host.
+        """
+        outs = self._run(self.forward, xb)
+        loss = self._loss(outs, yb)
+        if self.has_penalty:
+            loss = loss + self.model.regularization_loss().to(loss.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip:
+            torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+        if self.decoupled_decay:
+            with torch.no_grad():
+                torch._foreach_mul_(self.params, 1.0 - lr * self.decoupled_decay)
+        self.optimizer.step()
+        loss = loss.detach()
+        self._accumulate(sums, loss, outs, yb, len(next(iter(yb.values()))))
+        return loss
+
     def fit(self, start: int, end: int, epochs) -> None:
         from nnspec.training.control import epoch_seed
 
         s = self.settings
         bs, n = s.batch_size, self.n
         steps = math.ceil(n / bs)
-        clip = s.gradient_clip
-        params = [p for p in self.model.parameters() if p.requires_grad]
         on_cpu = self.device.type == "cpu"
         progress = epochs.progress
+        clip, params = self.clip, self.params
         replicas = self.replicas
         train_forward = self._data_parallel() if replicas is not None else self.forward
+        graph = self._captured(epochs) if self.graph_mode != "off" and replicas is None else None
         for epoch in range(start, end):
             epochs.epoch_begin(epoch)
             started = time.perf_counter()
@@ -242,57 +324,68 @@ class Loop:
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(self.device)
             x = self.x
             if self.augment is not None:
-                x = self._tensors(self.augment(self.train_np, np.random.default_rng(seed)))
+                fresh = self.augment(self.train_np, np.random.default_rng(seed))
+                if graph is not None:  # the graph reads the data set in place
+                    for k, v in fresh.items():
+                        self.x[k].copy_(torch.from_numpy(np.ascontiguousarray(v)))
+                else:
+                    x = self._tensors(fresh)
             lr = epochs.lr_for_step(epoch * steps) if epochs.lr.per_step else epochs.lr_for_epoch(epoch)
             epoch_lr = lr  # history records the rate each epoch starts with (as for Keras)
-            self._set_lr(lr)
-            sums = self._zero_sums()
-            step_losses = torch.zeros(steps, device=self.device) if not on_cpu else None
-            self.model.train()
-            seen = 0  # examples this replica has counted
-            for step in range(steps):
-                idx = perm[step * bs:(step + 1) * bs]
-                scale, nb = 1.0, len(idx)
-                if replicas is not None:  # this replica's contiguous slice of the global batch
-                    idx, scale, nb = replicas.take(idx)
-                xb = {k: v.index_select(0, idx) for k, v in x.items()}  # cheaper than v[idx]
-                yb = {k: v.index_select(0, idx) for k, v in self.y.items()}
-                if epochs.lr.per_step:
-                    lr = epochs.lr_for_step(epoch * steps + step)
-                    self._set_lr(lr)
-                outs = self._run(train_forward, xb)
-                loss = self._loss(outs, yb)
-                if self.has_penalty:
-                    loss = loss + self.model.regularization_loss().to(loss.device)
-                self.optimizer.zero_grad(set_to_none=True)
-                if replicas is not None:
-                    # DDP averages the replicas' gradients: scaled, that is the global batch's gradient
-                    (loss * scale).backward()
-                    local_loss, loss = loss.detach(), replicas.global_mean_loss(loss.detach() * scale)
-                else:
-                    loss.backward()
-                    local_loss = loss
-                if clip:
-                    torch.nn.utils.clip_grad_norm_(params, clip)
-                if self.decoupled_decay:
-                    with torch.no_grad():
-                        torch._foreach_mul_(params, 1.0 - lr * self.decoupled_decay)
-                self.optimizer.step()
-                loss = loss.detach()
-                if on_cpu:
-                    value = loss.item()
-                    if not math.isfinite(value):
-                        raise NonFiniteLoss(epoch + 1, step + 1, steps, value)
-                elif step_losses is not None:
-                    step_losses[step] = loss
-                    if (step + 1) % GPU_CHECK_EVERY == 0 or step + 1 == steps:
-                        self._check_gpu_losses(step_losses, step + 1, epoch, steps)
-                if nb:
-                    self._accumulate(sums, local_loss.detach(), outs, yb, nb)
-                    seen += nb
-                if progress.wants_steps and progress.due():
-                    progress.step(epoch, step + 1, steps, self._means(sums, max(1, seen)))
-            logs = self._means(replicas.reduce(sums) if replicas is not None else sums, n)
+            if graph is not None:
+                lrs = ([epochs.lr_for_step(epoch * steps + i) for i in range(steps)] if epochs.lr.per_step
+                       else [lr] * steps)
+                graph.run(perm, lrs, self._graph_progress(progress, graph, epoch) if progress.wants_steps else None)
+                logs = graph.results(epoch)
+            else:
+                self._set_lr(lr)
+                sums = self._zero_sums()
+                step_losses = torch.zeros(steps, device=self.device) if not on_cpu else None
+                self.model.train()
+                seen = 0  # examples this replica has counted
+                for step in range(steps):
+                    idx = perm[step * bs:(step + 1) * bs]
+                    scale, nb = 1.0, len(idx)
+                    if replicas is not None:  # this replica's contiguous slice of the global batch
+                        idx, scale, nb = replicas.take(idx)
+                    xb = {k: v.index_select(0, idx) for k, v in x.items()}  # cheaper than v[idx]
+                    yb = {k: v.index_select(0, idx) for k, v in self.y.items()}
+                    if epochs.lr.per_step:
+                        lr = epochs.lr_for_step(epoch * steps + step)
+                        self._set_lr(lr)
+                    outs = self._run(train_forward, xb)
+                    loss = self._loss(outs, yb)
+                    if self.has_penalty:
+                        loss = loss + self.model.regularization_loss().to(loss.device)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    if replicas is not None:
+                        # DDP averages the replicas' gradients: scaled, that is the global batch's gradient
+                        (loss * scale).backward()
+                        local_loss, loss = loss.detach(), replicas.global_mean_loss(loss.detach() * scale)
+                    else:
+                        loss.backward()
+                        local_loss = loss
+                    if clip:
+                        torch.nn.utils.clip_grad_norm_(params, clip)
+                    if self.decoupled_decay:
+                        with torch.no_grad():
+                            torch._foreach_mul_(params, 1.0 - lr * self.decoupled_decay)
+                    self.optimizer.step()
+                    loss = loss.detach()
+                    if on_cpu:
+                        value = loss.item()
+                        if not math.isfinite(value):
+                            raise NonFiniteLoss(epoch + 1, step + 1, steps, value)
+                    elif step_losses is not None:
+                        step_losses[step] = loss
+                        if (step + 1) % GPU_CHECK_EVERY == 0 or step + 1 == steps:
+                            self._check_gpu_losses(step_losses, step + 1, epoch, steps)
+                    if nb:
+                        self._accumulate(sums, local_loss.detach(), outs, yb, nb)
+                        seen += nb
+                    if progress.wants_steps and progress.due():
+                        progress.step(epoch, step + 1, steps, self._means(sums, max(1, seen)))
+                logs = self._means(replicas.reduce(sums) if replicas is not None else sums, n)
             if self.val is not None:
                 logs.update({f"val_{k}": v for k, v in self.evaluate(*self.val).items()})
             if epochs.epoch_end(epoch, logs, time.perf_counter() - started, epoch_lr):
@@ -305,6 +398,36 @@ class Loop:
             ddp = self.replicas.wrap(self.model, self.device)
             self._wrapped = torch.compile(ddp) if self.settings.compile else ddp
         return self._wrapped
+
+    def _captured(self, epochs):
+        """The epoch as CUDA graph replays, captured on first use; None (eager) when capture fails under auto."""
+        from nnspec.backends.torch.graphs import CapturedEpoch, CaptureFailed
+
+        if self.graph is None:
+            self.model.train()
+            try:
+                self.graph = CapturedEpoch(self, self.n, self.settings.batch_size)
+            except CaptureFailed as exc:
+                if self.graph_mode == "required":
+                    raise TrainingError(f"train.cuda_graphs: true, but the training step could not be captured "
+                                        f"as a CUDA graph ({exc}); set cuda_graphs: auto or false") from None
+                epochs.progress.message(f"CUDA graphs off for this run: the step could not be captured ({exc}); "
+                                        f"training eagerly")
+                self.graph_mode = "off"
+                return None
+            self.capture_seconds = self.graph.capture_seconds
+            epochs.progress.message(f"training step captured as a CUDA graph in {self.capture_seconds:.2f} s")
+        return self.graph
+
+    def _graph_progress(self, progress, graph, epoch: int):
+        bs, n, steps = self.settings.batch_size, self.n, graph.steps
+
+        def report(step: int) -> None:
+            if progress.due():
+                seen = (step + 1) * bs if step + 1 < steps else n
+                progress.step(epoch, step + 1, steps, self._means(graph.sums, seen))
+
+        return report
 
     def _check_gpu_losses(self, step_losses, upto: int, epoch: int, steps: int) -> None:
         seen = step_losses[:upto]
@@ -388,10 +511,25 @@ class Loop:
     def save_optimizer(self, path: str) -> None:
         from nnspec.fileio import atomic_write
 
+        state = self.optimizer.state_dict()
+        for group in state["param_groups"]:  # portable: a float rate, whichever loop (eager, graph) saved it
+            if torch.is_tensor(group["lr"]):
+                group["lr"] = float(group["lr"])
         buf = io.BytesIO()
-        torch.save({"optimizer": self.optimizer.state_dict()}, buf)
+        torch.save({"optimizer": state}, buf)
         atomic_write(path, buf.getvalue())
 
     def load_optimizer(self, path: str) -> None:
+        """Moments and step counts from ``path``; this loop's own rate tensor and kernel choice are kept."""
         state = torch.load(path, map_location=self.device, weights_only=True)
+        own: list[dict[str, Any]] = [{k: g[k] for k in ("lr", "fused", "capturable", "foreach") if k in g}
+               for g in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
+        for group, flags in zip(self.optimizer.param_groups, own, strict=True):
+            group.update(flags)
+            on_device = bool(group.get("fused") or group.get("capturable"))
+            for p in group["params"]:
+                step = self.optimizer.state.get(p, {}).get("step")
+                if torch.is_tensor(step):  # fused/capturable kernels read the step on the device, others on the host
+                    self.optimizer.state[p]["step"] = step.to(p.device if on_device else "cpu", torch.float32)
+
