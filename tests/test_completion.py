@@ -56,7 +56,7 @@ complete_line nnspec evaluate ""
     assert conv == {n for n in layer_names() if n.startswith("conv")} and {"conv2d", "conv2d_transpose"} <= conv
     assert specs == {"net.yaml", "other.yml", "runs/"}  # spec files and folders, not notes.txt
     assert backends == {"torch", "keras"}
-    assert settings == {"train.lr=", "train.label_smoothing="}
+    assert settings == {"train.lr=", "train.label_smoothing=", "train.log="}
     assert level == {"--level"}
     assert run_dirs == {"runs/"}
 

@@ -120,15 +120,50 @@ data: {dataset: fashion_mnist, test_limit: 300}
     path = write_spec(dense)
     out, err = io.StringIO(), io.StringIO()
     args = ["train", path, "--limit", "600", "--out", str(tmp_path), "--quiet",
-            "--set", "encoder[0].units=12", "--set", "train.epochs=1"]
+            "--set", "encoder[0].units=12", "--set", "train.epochs=1", "--precision", "bf16"]
     assert main(args, out, err) == 0, err.getvalue()
     (run_dir,) = [os.path.join(tmp_path, "small_dense", d) for d in os.listdir(tmp_path / "small_dense")]
     settings = json.load(open(os.path.join(run_dir, "settings.json")))
     assert settings["overrides"] == ["encoder[0].units=12", "train.epochs=1"]
     assert settings["epochs"] == 1
+    assert settings["precision"] == "bf16" and settings["device"] == "cpu"  # recorded; the CPU trains in fp32
     # The weights have 12 hidden units: evaluating works only if the run's spec is rebuilt with its overrides.
     out = io.StringIO()
     assert main(["evaluate", run_dir, "--format", "json"], out, err) == 0, err.getvalue()
     assert 0.0 <= json.loads(out.getvalue())["test_accuracy"] <= 1.0
     assert main(["train", "--resume", run_dir, "--set", "train.lr=1"], io.StringIO(), err) == 2
     assert "--set changes a new run" in err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("requested", "available", "count", "expected"),
+    [
+        ("auto", False, 0, "cpu"),
+        ("auto", True, 2, "cuda"),
+        ("cuda:1", True, 2, "cuda:1"),
+        ("cuda:2", True, 2, "this framework sees 2 GPU(s): cuda:0 to cuda:1"),
+        ("cuda:0", False, 0, "--device cuda:0 was asked for, but no CUDA GPU is visible"),
+    ],
+)
+def test_devices_by_index(requested, available, count, expected):
+    from nnspec.training.errors import TrainingError
+    from nnspec.training.settings import resolve_device
+
+    try:
+        assert resolve_device(requested, available, count) == expected
+    except TrainingError as exc:
+        assert expected in str(exc)
+
+
+def test_precision_and_device_settings(write_spec):
+    from nnspec.training.errors import TrainingError
+    from nnspec.training.settings import resolve
+
+    spec = nnspec.load(write_spec(SPEC), overrides=["train.device=cuda:3", "train.mixed_precision=true"])
+    settings = resolve(spec, "torch")
+    assert (settings.device, settings.precision, settings.mixed_precision) == ("cuda:3", "bf16", True)
+    assert resolve(spec, "torch", {"precision": "fp16"}).precision == "fp16"
+    assert resolve(nnspec.load(spec, overrides=["train.precision=fp32"]), "torch").mixed_precision is False
+    with pytest.raises(TrainingError, match="unknown device `gpu1`"):
+        resolve(spec, "torch", {"device": "gpu1"})
+    assert nnspec.check(spec.path, overrides=["train.device=cuda:x"])[0].message.startswith("`device` must be")

@@ -15,7 +15,7 @@ SHELLS = ("bash", "zsh", "fish")
 
 # What a positional argument names, by its dest; anything else completes file names.
 POSITIONAL_KINDS = {"spec": "spec", "specs": "spec", "before": "spec", "after": "spec", "run_dir": "dir",
-                    "type": "layer"}
+                    "dirs": "dir", "type": "layer"}
 
 
 @dataclass

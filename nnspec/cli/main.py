@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "resolve": ("nnspec.cli.resolve", "print a spec with blocks expanded and every default filled in"),
     "render": ("nnspec.cli.render", "draw a spec as a graphviz diagram (.svg, .png, .pdf, .dot)"),
     "train": ("nnspec.cli.train", "train a spec on torch or keras"),
+    "sweep": ("nnspec.cli.sweep", "search hyper-parameters with Optuna; every trial is a run"),
+    "runs": ("nnspec.cli.runs", "list and compare training runs (settings that differ, best and test metrics, time)"),
     "evaluate": ("nnspec.cli.evaluate", "re-score a trained run on the test set"),
     "predict": ("nnspec.cli.predict", "predict with a trained run"),
     "export": ("nnspec.cli.export", "export a model to onnx, torchscript or keras"),

@@ -17,9 +17,17 @@ def add_arguments(p) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="override train.batch_size")
     p.add_argument("--lr", type=float, default=None, help="override the learning rate")
     p.add_argument("--seed", type=int, default=None, help="override train.seed")
-    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None, help="override train.device")
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="override train.device: cpu, cuda, cuda:N (one GPU by index) or auto")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None,
+                   help="override train.precision: bf16 or fp16 autocast on GPUs (fp16 with loss scaling); "
+                        "the CPU trains in fp32")
     p.add_argument("--out", metavar="DIR", default=None,
                    help="where run directories go: DIR/<spec name>/<timestamp>/ (default: runs)")
+    p.add_argument("--log", action="append", default=[], choices=["tensorboard", "mlflow"],
+                   help="track the run with TensorBoard or MLflow (repeatable; same as train.log in the spec)")
+    p.add_argument("--name", default=None, help="name the run: DIR/<spec name>/<NAME>/ instead of a timestamp "
+                   "(`nnspec runs` lists runs by name)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="train on the first N examples only")
     p.add_argument("--ensemble", type=int, default=None, metavar="N", help="train N members with seeds seed..seed+N-1")
     p.add_argument("--resume", metavar="RUN_DIR", default=None,
@@ -54,7 +62,10 @@ def run(args, out, err) -> int:
     if not args.resume:
         from nnspec.pipeline import load
 
-        spec = load(args.spec, overrides=args.overrides)
+        overrides = list(args.overrides)
+        if args.log:
+            overrides.append(f"train.log=[{', '.join(dict.fromkeys(args.log))}]")
+        spec = load(args.spec, overrides=overrides)
     elif args.overrides:
         print("error: --set changes a new run; a resumed run continues with the spec and overrides it started with",
               file=err)
@@ -83,9 +94,9 @@ def _train(args, spec, out, err, replicas: int | None = None) -> int:
 
     try:
         result = train(spec, backend=args.backend or "torch", epochs=args.epochs, batch_size=args.batch_size,
-                       lr=args.lr, seed=args.seed, device=args.device, out=args.out, limit=args.limit,
+                       lr=args.lr, seed=args.seed, device=args.device, out=args.out, limit=args.limit, name=args.name,
                        ensemble=args.ensemble, resume=args.resume, progress=_Quiet(out) if args.quiet else out,
-                       keras_backend=args.keras_backend, replicas=replicas)
+                       keras_backend=args.keras_backend, replicas=replicas, precision=args.precision)
     except KeyboardInterrupt as exc:
         where = getattr(exc, "run_dir", None)
         print("interrupted" + (f"; every completed epoch is saved: nnspec train --resume {where}" if where else ""),

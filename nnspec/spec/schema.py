@@ -110,9 +110,14 @@ TRAIN = _obj(
         "seed": {"type": "integer", "minimum": 0, "description": "Seed for weights, shuffling and splits. Default: 0."},
         "ensemble": {**_pos_int, "description": "Train this many members with different seeds and average them."},
         "validation_split": {**_unit, "description": "Fraction of training data held out. Default: 0.1."},
-        "device": {"enum": ["auto", "cpu", "cuda"], "description": "Where to train. Default: auto."},
+        "device": {"anyOf": [{"enum": ["auto", "cpu", "cuda"]}, {"type": "string", "pattern": "^cuda:[0-9]+$"}],
+                   "description": "Where to train: auto, cpu, cuda or one GPU by index (cuda:1). Default: auto."},
+        "precision": {"enum": ["fp32", "bf16", "fp16"],
+                      "description": "Autocast on GPUs: bf16, or fp16 with loss scaling (the CPU trains in fp32). "
+                      "Default: fp32 (bf16 with mixed_precision)."},
         "mixed_precision": {"type": "boolean",
-                            "description": "bf16 autocast on GPUs (ignored on the CPU). Default: false."},
+                            "description": "bf16 autocast on GPUs (ignored on the CPU); same as precision: bf16. "
+                            "Default: false."},
         "steps_per_execution": {
             "anyOf": [_pos_int, {"enum": ["auto"]}],
             "description": "keras: training steps per host round trip. Default: auto (16 on the CPU, 32 on GPUs).",
@@ -130,6 +135,12 @@ TRAIN = _obj(
             "anyOf": [{"type": "boolean"}, {"enum": ["auto"]}],
             "description": "torch: train ensemble members together as one batched model (vmap) instead of one "
                            "after another. Default: auto (on GPUs).",
+        },
+        "log": {
+            "type": "array",
+            "items": {"enum": ["tensorboard", "mlflow"]},
+            "description": "Experiment trackers that get each epoch's scalars, the settings, the summary, the "
+            "diagram and the plots (optional packages: pip install tensorboard / mlflow).",
         },
     },
     "How to train: optimiser, schedule, batch size, epochs, early stopping, seed, ensemble.",

@@ -22,7 +22,7 @@ from nnspec.training.control import LearningRate, Monitor, epoch_seed  # noqa: F
 from nnspec.training.errors import NonFiniteLoss, TrainingError
 from nnspec.training.parallel import Collective, Solo, World, local_batch_size, members_of
 from nnspec.training.progress import Progress, format_metric, log_order
-from nnspec.training.rundir import RunDir
+from nnspec.training.rundir import RunDir, check_run_name
 from nnspec.training.settings import Settings, resolve, steps_per_epoch, versions
 
 if TYPE_CHECKING:
@@ -72,13 +72,16 @@ def train(spec, backend: str = "torch", epochs: int | None = None, batch_size: i
           lr: float | None = None, seed: int | None = None, device: str | None = None, out: str | None = None,
           limit: int | None = None, ensemble: int | None = None, resume: str | None = None, progress=True,
           validation_split: float | None = None, callbacks: list | None = None,
-          keras_backend: str | None = None, replicas: int | None = None) -> RunResult:
+          keras_backend: str | None = None, replicas: int | None = None, name: str | None = None,
+          precision: str | None = None) -> RunResult:
     """Train ``spec`` and record the run under ``out`` (default ``runs``): ``<out>/<spec name>/<timestamp>/``.
 
     Arguments override the spec's ``train:`` section (None keeps the spec's value). ``resume``
     continues an interrupted run directory (its own spec and settings; ``epochs`` may extend it).
     ``progress``: True prints to stdout, a stream prints there, False is silent. ``callbacks``:
     functions ``f(epoch, row)`` called after each epoch is recorded (epoch is 1-based).
+    ``name`` names the run directory (``<out>/<spec name>/<name>``) instead of the start time; ``precision``
+    (fp32, bf16, fp16) overrides train.precision; ``device`` may name one GPU (``cuda:1``).
     ``keras_backend`` picks Keras's engine (tensorflow, jax, torch) for ``backend="keras"``.
     ``replicas`` (keras): train data-parallel on that many devices of this process (JAX DataParallel,
     TensorFlow MirroredStrategy); torch replicas are processes (``nnspec train --nproc N``, torchrun).
@@ -91,8 +94,9 @@ def train(spec, backend: str = "torch", epochs: int | None = None, batch_size: i
         return _resume(resume, spec, epochs=epochs, stream=stream, callbacks=callbacks, device=device, world=world,
                        replicas=replicas)
     backend = backend or "torch"
+    check_run_name(name)
     overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "device": device,
-                 "limit": limit, "ensemble": ensemble, "validation_split": validation_split}
+                 "limit": limit, "ensemble": ensemble, "validation_split": validation_split, "precision": precision}
     settings = resolve(spec, backend, overrides)
     replicas = _device_replicas(backend, replicas, keras_backend, settings.device)
     if world.size * replicas > 1 and settings.ensemble == 1:
@@ -101,13 +105,13 @@ def train(spec, backend: str = "torch", epochs: int | None = None, batch_size: i
     device = loop_module.select_device(settings.device)  # fail before loading data
     collective, device = _join(loop_module, world, device)
     try:
-        return _train_new(spec, overrides, loop_module, device, collective, replicas, out, stream, callbacks)
+        return _train_new(spec, overrides, loop_module, device, collective, replicas, out, stream, callbacks, name)
     finally:
         collective.close()
 
 
 def _train_new(spec, overrides: dict, loop_module, device: str, collective: Collective, replicas: int,
-               out: str | None, stream, callbacks) -> RunResult:
+               out: str | None, stream, callbacks, name: str | None = None) -> RunResult:
     world = collective.world
     backend = loop_module.NAME
     splits = _load_data(spec, resolve(spec, backend, overrides))
@@ -121,9 +125,10 @@ def _train_new(spec, overrides: dict, loop_module, device: str, collective: Coll
     )  # overrides (--set PATH=VALUE) are on the settings already and re-applied on resume
     own = None
     if world.is_main:  # rank 0 makes, locks and writes the run directory; the others learn its path
-        own = RunDir.create(out or "runs", spec.name)
+        own = RunDir.create(out or "runs", spec.name, name=name)
         own.lock()
     path = collective.broadcast(own.path if own is not None else None)
+    settings = settings.replace(name=os.path.basename(path))
     try:
         return _train_in(spec, settings, own if own is not None else RunDir(path), splits, loop_module, stream,
                          callbacks, collective)
@@ -139,14 +144,26 @@ def _train_in(spec, settings: Settings, run: RunDir, splits, loop_module, stream
         run.write_settings(settings)
     if stream:
         stream.write(f"run directory: {run.path}\n")
-        gpu = settings.versions.get("gpu") if settings.device == "cuda" else None
+        gpu = settings.versions.get("gpu") if settings.device.startswith("cuda") else None
         stream.write(f"device: {settings.device}{f' ({gpu})' if gpu else ''}\n")
+    from nnspec.training.loggers import close_loggers, open_loggers
+
+    loggers = open_loggers(list(settings.log), run, spec, settings.to_json())
+    callbacks = [*(callbacks or []), *(logger.epoch for logger in loggers)]
     try:
         if settings.ensemble > 1:
-            return _train_ensemble(spec, settings, run, splits, loop_module, stream, callbacks, collective=collective)
-        return _train_one(spec, settings, run, splits, loop_module, stream, callbacks, collective=collective)
+            result = _train_ensemble(spec, settings, run, splits, loop_module, stream, callbacks,
+                                     collective=collective)
+        else:
+            result = _train_one(spec, settings, run, splits, loop_module, stream, callbacks, collective=collective)
     except KeyboardInterrupt:
+        close_loggers(loggers, run, None, "interrupted")
         raise RunInterrupted(run.path) from None
+    except BaseException as exc:
+        close_loggers(loggers, run, None, getattr(exc, "run_status", "failed"))
+        raise
+    close_loggers(loggers, run, result.metrics, "finished")
+    return result
 
 
 def _device_replicas(backend: str, replicas: int | None, keras_backend: str | None, device: str) -> int:

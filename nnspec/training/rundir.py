@@ -28,6 +28,7 @@ import io
 import json
 import math
 import os
+import re
 import time
 from typing import TYPE_CHECKING
 
@@ -55,6 +56,16 @@ def _clean(value):
     return value
 
 
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_run_name(name: str | None) -> None:
+    """Refuse a run name that is not one plain folder name (``--name``)."""
+    if name is not None and not _RUN_NAME.fullmatch(name):
+        raise TrainingError(f"run name {name!r} cannot be a folder name: use letters, digits, '.', '_' and '-' "
+                            "(at most 100, starting with a letter or digit)")
+
+
 class RunDir:
     """Paths and atomic readers/writers of one run directory."""
 
@@ -63,8 +74,10 @@ class RunDir:
         self._lock_fd: int | None = None
 
     @classmethod
-    def create(cls, root: str, spec_name: str, now: float | None = None) -> RunDir:
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    def create(cls, root: str, spec_name: str, now: float | None = None, name: str | None = None) -> RunDir:
+        """A new directory ``root/<spec name>/<name or timestamp>`` (``-2``, ``-3``, ... when it exists)."""
+        check_run_name(name)
+        stamp = name or time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
         base = os.path.join(root, spec_name, stamp)
         path, n = base, 1
         while True:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import platform
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,9 @@ from nnspec.training.errors import TrainingError
 
 EARLY_STOPPING_DEFAULTS: dict[str, Any] = {"monitor": "val_loss", "patience": 5, "min_delta": 0.0, "mode": "auto",
                                            "restore_best_weights": True}
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda")  # and cuda:N, one GPU by index
+PRECISIONS = ("fp32", "bf16", "fp16")
+_CUDA_INDEX = re.compile(r"cuda:\d+")
 DEFAULT_EPOCHS = 10
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_VALIDATION_SPLIT = 0.1
@@ -115,6 +118,9 @@ class Settings:
     parallel_ensemble: bool | str = "auto"  # train ensemble members as one batched model (auto: on GPUs)
     limit: int | None = None
     overrides: tuple[str, ...] = ()
+    precision: str = "fp32"  # bf16/fp16: autocast on GPUs; the CPU trains in fp32
+    log: tuple[str, ...] = ()  # experiment trackers (nnspec.training.loggers)
+    name: str = ""  # the run directory's name (--name, else the start time)
     # filled in once the data is loaded and the run directory exists
     data: Mapping[str, Any] = field(default_factory=dict)
     num_classes: int | None = None
@@ -186,6 +192,7 @@ class Settings:
             metrics=tuple(record.get("metrics") or ()),
             overrides=tuple(record.get("overrides") or ()),
             world_sizes=tuple(record.get("world_sizes") or ()),
+            log=tuple(record.get("log") or ()),
             class_names=tuple(record["class_names"]) if record.get("class_names") else None,
             extra={k: v for k, v in record.items() if k not in known and k != "lr"},
         )
@@ -218,8 +225,11 @@ def resolve(spec: Any, backend: str, overrides: Mapping[str, Any] | None = None,
         if metric not in METRICS:
             raise TrainingError(f"unknown metric `{metric}`; choose one of: {', '.join(METRICS)}")
     device = str(given.get("device", train.get("device", "auto")))
-    if device not in DEVICES and not device.startswith("cuda:"):
-        raise TrainingError(f"unknown device `{device}`; choose one of: {', '.join(DEVICES)}")
+    if device not in DEVICES and not _CUDA_INDEX.fullmatch(device):
+        raise TrainingError(f"unknown device `{device}`; choose one of: {', '.join(DEVICES)}, cuda:N")
+    precision = given.get("precision", train.get("precision")) or ("bf16" if train.get("mixed_precision") else "fp32")
+    if precision not in PRECISIONS:
+        raise TrainingError(f"unknown precision `{precision}`; choose one of: {', '.join(PRECISIONS)}")
     validation_split = float(given.get("validation_split", spec_validation_split(spec)))
     settings = Settings(
         spec=spec.name,
@@ -238,7 +248,9 @@ def resolve(spec: Any, backend: str, overrides: Mapping[str, Any] | None = None,
         ensemble=int(given.get("ensemble", train.get("ensemble", 1))),
         validation_split=validation_split,
         device=device,
-        mixed_precision=bool(train.get("mixed_precision", False)),
+        mixed_precision=precision != "fp32",
+        precision=precision,
+        log=tuple(train.get("log") or ()),
         compile=bool(train.get("compile", False)),
         steps_per_execution=train.get("steps_per_execution", "auto"),
         cuda_graphs=train.get("cuda_graphs", "auto"),
@@ -383,11 +395,15 @@ def _installed(name: str) -> bool:
     return True
 
 
-def resolve_device(requested: str, cuda_available: bool) -> str:
-    """``auto`` -> cuda when a GPU is there, else cpu; ``cuda`` without a GPU is a clear error."""
+def resolve_device(requested: str, cuda_available: bool, count: int | None = None) -> str:
+    """``auto`` -> cuda when a GPU is there, else cpu; ``cuda`` or ``cuda:N`` without that GPU is a clear error
+    (``count``: how many GPUs the framework sees, when it can tell)."""
     if requested == "auto":
         return "cuda" if cuda_available else "cpu"
-    if requested == "cuda" and not cuda_available:
-        raise TrainingError("--device cuda was asked for, but no CUDA GPU is visible to this framework; "
+    if requested.startswith("cuda") and not cuda_available:
+        raise TrainingError(f"--device {requested} was asked for, but no CUDA GPU is visible to this framework; "
                             "use --device cpu (or auto)")
+    if requested.startswith("cuda:") and count is not None and int(requested[5:]) >= count:
+        raise TrainingError(f"--device {requested} was asked for, but this framework sees {count} GPU(s): "
+                            f"cuda:0 to cuda:{count - 1}")
     return requested

@@ -48,7 +48,12 @@ class device_scope:  # noqa: N801  (used like a function: ``with device_scope("c
         self._entered: list[Any] = []
 
     def __enter__(self) -> None:
-        inner = keras.device("cpu:0") if self.device == "cpu" and gpu_count() else contextlib.nullcontext()
+        if self.device == "cpu" and gpu_count():
+            inner: Any = keras.device("cpu:0")
+        elif self.device.startswith("cuda:") and gpu_count():
+            inner = keras.device(f"gpu:{int(self.device[5:])}")  # one GPU of several: --device cuda:1
+        else:
+            inner = contextlib.nullcontext()
         inner.__enter__()
         self._entered.append(inner)
 

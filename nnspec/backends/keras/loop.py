@@ -30,7 +30,8 @@ GPU_STEPS_PER_EXECUTION = 32  # one compiled (XLA) execution runs this many step
 
 
 def select_device(requested: str) -> str:
-    return resolve_device(requested, gpu_count() > 0)
+    count = gpu_count()
+    return resolve_device(requested, count > 0, count)
 
 
 class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
@@ -136,7 +137,9 @@ class Loop:
             self.replicated = Replicated(settings.replicas, settings.device, settings.sync_batch_norm is not False)
             self.scope = self.replicated
         keras.utils.set_random_seed(settings.seed)
-        policy = "mixed_bfloat16" if settings.mixed_precision and settings.device == "cuda" else None
+        fp16 = settings.precision == "fp16"  # Keras adds loss scaling for mixed_float16 itself
+        policy = ("mixed_float16" if fp16 else "mixed_bfloat16") \
+            if settings.mixed_precision and settings.device.startswith("cuda") else None
         with self.scope:
             self.model = self.backend.build(spec, seed=settings.seed, dtype_policy=policy)
         if train is None:
@@ -149,7 +152,7 @@ class Loop:
         self.steps = math.ceil(self.n / settings.batch_size)
         spe = settings.steps_per_execution
         if spe == "auto":
-            spe = GPU_STEPS_PER_EXECUTION if settings.device == "cuda" else CPU_STEPS_PER_EXECUTION
+            spe = GPU_STEPS_PER_EXECUTION if settings.device.startswith("cuda") else CPU_STEPS_PER_EXECUTION
         if keras_backend() == "torch":
             spe = 1  # Keras's PyTorch trainer runs exactly one step per execution
         self.steps_per_execution = max(1, min(int(spe), self.steps))

@@ -37,7 +37,8 @@ GPU_CHECK_EVERY = 50
 
 def select_device(requested: str) -> str:
     """``auto`` | ``cpu`` | ``cuda`` -> the device this run uses (a clear error when cuda is missing)."""
-    return resolve_device(requested, torch.cuda.is_available())
+    available = torch.cuda.is_available()
+    return resolve_device(requested, available, torch.cuda.device_count() if available else 0)
 
 
 def cpu_threads() -> int:
@@ -179,6 +180,9 @@ class Loop:
         self.heads = list(spec.graph.heads)
         self.augment = augment
         self.amp = settings.mixed_precision and self.device.type == "cuda"
+        self.amp_dtype = torch.float16 if settings.precision == "fp16" else torch.bfloat16
+        # fp16 needs loss scaling (bf16 has fp32's range); a disabled scaler is a no-op
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and settings.precision == "fp16")
         self.forward = self.model
         self.has_penalty = bool(getattr(self.model, "penalties", None) or getattr(self.model, "activity", None))
         self._plan: list[tuple[str, str, str, LossSettings]] | None = None  # (log name, head, metric, loss)
@@ -254,7 +258,7 @@ class Loop:
     def _run(self, forward, xb: dict) -> dict:
         """Head outputs of one batch (bf16 autocast on GPUs with mixed precision)."""
         if self.amp:  # no autocast weight cache: a captured graph must recompute the casts each replay
-            with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
+            with torch.autocast("cuda", dtype=self.amp_dtype, cache_enabled=False):
                 out = forward(xb)
         else:
             out = forward(xb)
@@ -314,7 +318,9 @@ class Loop:
         clip, params = self.clip, self.params
         replicas = self.replicas
         train_forward = self._data_parallel() if replicas is not None else self.forward
-        graph = self._captured(epochs) if self.graph_mode != "off" and replicas is None else None
+        # a captured step has no loss scaling: fp16 (GradScaler) trains eagerly
+        graph = (self._captured(epochs) if self.graph_mode != "off" and replicas is None
+                 and not self.scaler.is_enabled() else None)
         for epoch in range(start, end):
             epochs.epoch_begin(epoch)
             started = time.perf_counter()
@@ -360,17 +366,19 @@ class Loop:
                     self.optimizer.zero_grad(set_to_none=True)
                     if replicas is not None:
                         # DDP averages the replicas' gradients: scaled, that is the global batch's gradient
-                        (loss * scale).backward()
+                        self.scaler.scale(loss * scale).backward()
                         local_loss, loss = loss.detach(), replicas.global_mean_loss(loss.detach() * scale)
                     else:
-                        loss.backward()
+                        self.scaler.scale(loss).backward()
                         local_loss = loss
                     if clip:
+                        self.scaler.unscale_(self.optimizer)
                         torch.nn.utils.clip_grad_norm_(params, clip)
                     if self.decoupled_decay:
                         with torch.no_grad():
                             torch._foreach_mul_(params, 1.0 - lr * self.decoupled_decay)
-                    self.optimizer.step()
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
                     loss = loss.detach()
                     if on_cpu:
                         value = loss.item()
