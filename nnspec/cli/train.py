@@ -86,7 +86,7 @@ def run(args, out, err) -> int:
 def _run_backend(run_dir: str) -> str:
     from nnspec.training.rundir import RunDir
 
-    return str(RunDir.open(run_dir).read_json("settings.json")["backend"])
+    return RunDir.open(run_dir).read_settings().backend  # a damaged settings.json is a one-line error
 
 
 def _train(args, spec, out, err, replicas: int | None = None) -> int:

@@ -180,7 +180,9 @@ class RunDir:
 
         record = self.read_json("settings.json")
         problems = [key for key, kind in REQUIRED_SETTINGS.items() if not isinstance(record.get(key), kind)]
-        if not problems and record["backend"] not in ("torch", "keras"):
+        from nnspec.backends.base import names
+
+        if not problems and record["backend"] not in names():
             problems = ["backend"]
         for key, kind in OPTIONAL_SETTINGS.items():
             if not problems and key in record and record[key] is not None and not isinstance(record[key], kind):
