@@ -84,6 +84,9 @@ def analyze(graph: Graph, src: Source | None = None) -> Analysis:
             params = layer.param_shapes(shapes, node.attrs)
             macs = layer.macs(shapes, out, node.attrs) or 0
         except ShapeProblem as exc:
+            hint = _channels_first_hint(graph)
+            if hint and exc.code == "shape":
+                exc.hint = f"{hint} (otherwise: {exc.hint})" if exc.hint else hint
             diags.append(node_diagnostic(src, node, exc))
             continue
         except Exception as exc:
@@ -115,6 +118,18 @@ def analyze(graph: Graph, src: Source | None = None) -> Analysis:
     if diags:
         raise SpecError(diags)
     return Analysis(graph, infos)
+
+
+def _channels_first_hint(graph: Graph) -> str:
+    """A hint when an image input is written channels-first ([1, 28, 28]); nnspec is channels-last."""
+    for name in graph.inputs:
+        shape = graph.nodes[name].attrs.get("shape") or []
+        if len(shape) == 3 and all(isinstance(d, int) for d in shape) and shape[0] in (1, 3, 4) and shape[1] > 4 \
+                and shape[2] > 4:
+            c, h, w = shape
+            return (f"input `{name}` has shape {list(shape)}: nnspec is channels-last (height, width, channels), so "
+                    f"this reads as {c}x{h} images with {w} channels; write `shape: [{h}, {w}, {c}]`")
+    return ""
 
 
 def _unused(graph: Graph, src: Source | None, failed: set[str]) -> list[Diagnostic]:

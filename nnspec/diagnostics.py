@@ -92,8 +92,23 @@ def format_all(diagnostics: list[Diagnostic], show_source: bool = True) -> str:
 
 
 def did_you_mean(word: str, choices) -> str:
-    """A hint naming the closest choice, or '' when none is close."""
+    """A hint naming the closest choice, or '' when none is close.
+
+    Spelling variants match first: case, `_`/`-`/spaces and Keras class names
+    (`CategoricalCrossentropy`, `categorical-cross-entropy` -> `categorical_crossentropy`).
+    """
     import difflib
 
-    close = difflib.get_close_matches(str(word), sorted(map(str, choices)), n=1, cutoff=0.6)
+    names = sorted(map(str, choices))
+
+    def squash(text: str) -> str:
+        return "".join(ch for ch in text.lower() if ch.isalnum())
+
+    same = [c for c in names if squash(c) == squash(str(word))]
+    if same:
+        return f"did you mean `{same[0]}`?"
+    close = difflib.get_close_matches(str(word), names, n=1, cutoff=0.6)
+    if not close:
+        by_squash = {squash(c): c for c in names}
+        close = [by_squash[m] for m in difflib.get_close_matches(squash(str(word)), list(by_squash), n=1, cutoff=0.75)]
     return f"did you mean `{close[0]}`?" if close else ""

@@ -23,8 +23,20 @@ class WeightsFileError(UserError, ValueError):
     """A weights file that cannot be read or does not fit the spec."""
 
 
+def _need_safetensors() -> None:
+    """Weights files are safetensors: say which extra brings it when it is missing."""
+    try:
+        import safetensors.numpy  # noqa: F401
+    except ImportError as exc:
+        from nnspec.errors import BackendMissing
+
+        raise BackendMissing("reading or writing weights needs safetensors, which is not installed: "
+                             "pip install 'nnspec[torch]' (or 'nnspec[keras]'), or pip install safetensors") from exc
+
+
 def write_weights(path, weights: dict[str, np.ndarray], metadata: dict | None = None) -> None:
     """Write ``weights`` atomically (temp file in the same folder, then ``os.replace``)."""
+    _need_safetensors()
     from safetensors.numpy import save
 
     path = os.fspath(path)
@@ -50,6 +62,7 @@ def digest(tensors: dict[str, np.ndarray]) -> str:
 
 def read_metadata(path) -> dict[str, str]:
     """The metadata of a weights file (format version, spec name, shapes)."""
+    _need_safetensors()
     from safetensors import safe_open
 
     try:
@@ -63,6 +76,7 @@ def read_metadata(path) -> dict[str, str]:
 
 def read_weights(path) -> dict[str, np.ndarray]:
     """All arrays of a weights file, ``{"<layer>/<param>": array}``."""
+    _need_safetensors()
     from safetensors.numpy import load_file
 
     meta = read_metadata(path)

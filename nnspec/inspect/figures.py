@@ -18,6 +18,13 @@ DPI = 110
 
 
 def _figure(width: float, height: float):
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        from nnspec.errors import BackendMissing
+
+        raise BackendMissing("nnspec inspect draws with matplotlib, which is not installed: "
+                             "pip install 'nnspec[torch]' (or 'nnspec[keras]'), or pip install matplotlib") from exc
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -76,6 +76,7 @@ class _Expander:
         self.env = self._vars()
         self.items_seen = 0  # bounds the work even when every expanded layer fails
         self.dry = False  # the block_count pre-pass: counts every repetition, errors or not
+        self.no_input_reported = False  # "several inputs: say which" is reported once, not for every layer after
 
     # -- helpers ----------------------------------------------------------------------------
     def error(self, path, message, code, hint="", key=False, shown=None):
@@ -379,11 +380,13 @@ class _Expander:
                            shown=path)
                 return None
             if prev is None:
-                if not self.graph.inputs:
-                    return None  # `inputs:` itself is broken, and reported
+                if not self.graph.inputs or self.no_input_reported:
+                    return None  # reported once: `inputs:` is missing, or the first layer without `inputs:`
+                self.no_input_reported = True
                 names = ", ".join(self.graph.inputs)
                 self.error(attrs_path, f"this spec has several inputs ({names}); say which one this layer reads "
-                           f"with `inputs:`{note}", "missing", shown=path)
+                           f"with `inputs:`{note}", "missing", shown=path,
+                           hint=f"e.g. `inputs: {self.graph.inputs[0]}`; the layers after it follow it")
                 return None
             return [prev]
         if not isinstance(given, (str, list)) or not all(isinstance(r, str) for r in ([given] if isinstance(given, str) else given)):

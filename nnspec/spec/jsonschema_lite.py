@@ -23,6 +23,10 @@ class ValidationError:
     absolute_path: tuple = ()
     context: list = field(default_factory=list)
     message: str = ""
+    # Set on errors inside an anyOf: what the alternative they come from accepts, so a translator can
+    # report the alternative that fits the value (its JSON types, and the keys it declares).
+    accepts: frozenset = frozenset()
+    declares: frozenset = frozenset()
 
 
 def _is_type(value, t: str) -> bool:
@@ -183,12 +187,51 @@ def _max_properties(v, n, instance, schema, path):
         yield _error("maxProperties", n, instance, schema, path, "too many properties")
 
 
+def _json_type_of(value) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
+def _shape_of(v, schema: dict, depth: int = 0) -> tuple[frozenset, frozenset]:
+    """The JSON types an (alternative) schema accepts and the object keys it declares."""
+    if depth > 20:
+        return frozenset(), frozenset()
+    if "$ref" in schema:
+        return _shape_of(v, v._resolve(schema["$ref"]), depth + 1)
+    types: set = set()
+    keys: set = set(schema.get("properties", {}))
+    if "type" in schema:
+        t = schema["type"]
+        types.update(t if isinstance(t, list) else [t])
+    if "enum" in schema:
+        types.update(_json_type_of(c) for c in schema["enum"])
+    for alt in schema.get("anyOf", []):
+        t2, k2 = _shape_of(v, alt, depth + 1)
+        types |= t2
+        keys |= k2
+    return frozenset(types), frozenset(keys)
+
+
 def _any_of(v, alternatives, instance, schema, path):
     context = []
     for alt in alternatives:
         errors = list(v.iter_errors(instance, alt, path))
         if not errors:
             return
+        accepts, declares = _shape_of(v, alt)
+        for e in errors:
+            e.accepts, e.declares = accepts, declares
         context.extend(errors)
     yield _error("anyOf", alternatives, instance, schema, path, "matches none of the alternatives", context)
 

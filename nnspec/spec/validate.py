@@ -85,6 +85,11 @@ def huge_integers(value, src: Source, data_path: tuple, shown_path: tuple, note:
     return sorted(out)
 
 
+_MISSING_HINTS = {  # top-level keys: an example of what to write
+    "inputs": "add the named inputs, channels-last, e.g. `inputs: {img: {shape: [28, 28, 1]}}`",
+}
+
+
 def _describe(value) -> str:
     if isinstance(value, str):
         return repr(value)
@@ -141,6 +146,8 @@ def _translate(err, src, data_base, shown_base, rel, subject):
     data_path = (*data_base, *rel)
     shown = (*shown_base, *rel)
     field = str(rel[-1]) if rel else (subject or "the spec")
+    if len(rel) >= 2 and isinstance(rel[-1], int):
+        field = f"{rel[-2]}[{rel[-1]}]"
     where = f"`{field}`"
     if subject and rel:
         where = f"{subject} `{'.'.join(map(str, rel))}`"
@@ -162,7 +169,8 @@ def _translate(err, src, data_base, shown_base, rel, subject):
         missing = [k for k in err.validator_value if not isinstance(value, dict) or k not in value]
         for key in missing:
             owner = subject or (".".join(map(str, shown)) or "the spec")
-            yield src.diagnostic(data_path, f"{owner} needs `{key}`", "missing", hint=f"add `{key}: ...`",
+            hint = _MISSING_HINTS.get(key, f"add `{key}: ...`") if not rel else f"add `{key}: ...`"
+            yield src.diagnostic(data_path, f"{owner} needs `{key}`", "missing", hint=hint,
                                  key=bool(rel), shown_path=shown)
         return
     if kw == "type":
@@ -222,23 +230,31 @@ def _json_type(value) -> str:
 
 
 def _best_context(err):
-    """The sub-error of an anyOf whose alternative accepts the value's type."""
+    """The sub-error of an anyOf to report: from the alternative that fits the value best.
+
+    An alternative fits when it accepts the value's JSON type; among those, one that declares more of
+    a mapping's keys wins (``{type: ..., wieght: 2}`` is a loss with options, not a loss per head), then
+    the deepest error. Errors of the wrong type only are never chosen.
+    """
     vt = _json_type(err.instance)
+    keys = set(err.instance) if isinstance(err.instance, dict) else set()
     candidates = []
     for sub in err.context or ():
-        alt = sub.schema
-        t = alt.get("type")
-        types = t if isinstance(t, list) else [t] if t else []
+        if sub.accepts:
+            types = set(sub.accepts)
+        else:  # an error without alternative information: judge by its own schema
+            t = sub.schema.get("type")
+            types = set(t if isinstance(t, list) else [t] if t else [])
+            if "enum" in sub.schema and any(isinstance(c, str) for c in sub.schema["enum"]):
+                types.add("string")
         if vt == "integer" and "number" in types:
-            types = [*types, "integer"]
-        if "enum" in alt and vt == "string" and any(isinstance(c, str) for c in alt["enum"]):
-            types = [*types, "string"]
+            types.add("integer")
         deeper = len(sub.absolute_path) > len(err.absolute_path)  # inside a container the alternative accepted
         if deeper or (vt in types and sub.validator != "type"):
             candidates.append(sub)
     if not candidates:
         return None
-    return max(candidates, key=lambda e: len(e.absolute_path))
+    return max(candidates, key=lambda e: (len(keys & set(e.declares)), len(e.absolute_path)))
 
 
 def _expects(schema: dict) -> str:

@@ -10,7 +10,13 @@ from nnspec.fileio import atomic_write
 
 
 def _pyplot():
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as exc:
+        from nnspec.errors import BackendMissing
+
+        raise BackendMissing("plots need matplotlib, which is not installed: pip install 'nnspec[torch]' "
+                             "(or 'nnspec[keras]'), or pip install matplotlib") from exc
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
