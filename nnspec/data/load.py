@@ -158,6 +158,42 @@ def _image_geometry(spec, cfg: dict, inputs: dict[str, tuple]) -> tuple[tuple[in
     )
 
 
+def check_finite(raw: RawData, cfg: dict) -> None:
+    """Refuse NaN or infinite values in features or targets, naming the file, the array and the first bad index.
+
+    Caught here, a bad value is one clear message at load time instead of "the training loss became nan" later.
+    """
+    def names(setting, default: str) -> dict:
+        return dict(setting) if isinstance(setting, dict) else {"": setting if isinstance(setting, str) else default}
+
+    features, targets = names(cfg.get("features"), "x"), names(cfg.get("target"), "y")
+    parts = [("features", raw.x, features, ""), ("targets", raw.y, targets, ""),
+             ("features", raw.x_test, features, " (test file)"), ("targets", raw.y_test, targets, " (test file)")]
+    for role, arrays, labels, which in parts:
+        if arrays is None:
+            continue
+        for key, array in (arrays.items() if isinstance(arrays, dict) else [("", arrays)]):
+            a = np.asarray(array)
+            if a.dtype.kind not in "fc":
+                continue  # integers and booleans cannot hold NaN or infinity
+            bad = ~np.isfinite(a)
+            if not bad.any():
+                continue
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            value = a[index]
+            label = labels.get(key) or labels.get("") or key
+            kind = "NaN" if np.isnan(value) else ("+inf" if value > 0 else "-inf")
+            where = f"[{', '.join(map(str, index))}]"
+            name = f"array `{label}`" if label else role
+            raise DataError(
+                f"{name} ({role}){which} holds {int(bad.sum()):,} NaN/inf value(s); the first is "
+                f"{kind} at index {where} (example {index[0]})",
+                file=raw.source,
+                hint="clean or drop those examples before training (e.g. numpy.nan_to_num, or keep "
+                     "np.isfinite(x).all(axis=1) rows)",
+            )
+
+
 def _read(spec, cfg: dict, inputs: dict[str, tuple]) -> RawData:
     dataset = cfg.get("dataset")
     path = _resolve_path(spec, cfg.get("path"))
@@ -282,6 +318,7 @@ def load_data(spec, *, limit: int | None = None, seed: int = 0, validation_split
     angle_head = _rotation_head(spec, cfg, head_losses)
 
     raw = _read(spec, cfg, inputs)
+    check_finite(raw, cfg)
     what = cfg.get("dataset") or raw.source
     if angle_head and not raw.images:
         raise spec_error(spec, ("data", "rotate"), f"rotation needs image data; {what} has feature vectors")

@@ -177,6 +177,14 @@ def format_table(s: Summary, macs: bool = False, memory: bool = False, sections:
     bounds = [int(p * length) for p in positions]
     widths = [b - a for a, b in zip([0, *bounds[:-1]], bounds, strict=False)]
     inner = [max(w - 3, 4) for w in widths]  # cell text width: border + one space each side
+    for i, text in enumerate(header):  # a header never breaks the borders: widen its column, narrow the widest
+        while inner[i] < len(text):
+            widest = max((j for j in range(len(inner)) if j != i), key=lambda j: inner[j])
+            if inner[widest] <= len(header[widest]) + 2:
+                inner[i] = len(text)  # no room to take: the table grows instead
+                break
+            inner[widest] -= 1
+            inner[i] += 1
 
     def fmt_line(cells: list[str]) -> list[str]:
         wrapped = []

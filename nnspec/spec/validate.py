@@ -174,8 +174,12 @@ def _translate(err, src, data_base, shown_base, rel, subject):
                                  key=bool(rel), shown_path=shown)
         return
     if kw == "type":
+        hint = ""
+        if isinstance(value, str) and "number" in str(err.validator_value) and _is_float_text(value):
+            hint = f"YAML reads `{value}` as text: write it with a dot and a signed exponent, e.g. " \
+                   f"`{float(value):.1e}`"
         yield src.diagnostic(data_path, f"{where} must be {_type_words(err.validator_value)} (got {_describe(value)})",
-                             "type", shown_path=shown)
+                             "type", hint, shown_path=shown)
         return
     if kw in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         sign = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[kw]
@@ -211,6 +215,14 @@ def _translate(err, src, data_base, shown_base, rel, subject):
                              "starting with a letter", "value", key=is_key, shown_path=shown)
         return
     yield src.diagnostic(data_path, f"{where}: {err.message}", "value", shown_path=shown)
+
+
+def _is_float_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _json_type(value) -> str:
@@ -250,7 +262,8 @@ def _best_context(err):
         if vt == "integer" and "number" in types:
             types.add("integer")
         deeper = len(sub.absolute_path) > len(err.absolute_path)  # inside a container the alternative accepted
-        if deeper or (vt in types and sub.validator != "type"):
+        top_level_type = sub.validator == "type" and tuple(sub.absolute_path) == tuple(err.absolute_path)
+        if deeper or (vt in types and not top_level_type):
             candidates.append(sub)
     if not candidates:
         return None

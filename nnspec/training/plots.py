@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,33 +31,84 @@ def _save(fig, path: str) -> None:
     atomic_write(path, buf.getvalue())
 
 
-def curves(history: list[dict], path: str, title: str = "") -> None:
-    """Training vs validation loss, and accuracy or MAE, per epoch (side by side)."""
+@dataclass
+class Panel:
+    """One quantity of the learning curves: its series per split, and the best epoch to mark."""
+
+    quantity: str  # loss, accuracy, angle_mae, ...
+    series: dict[str, list[float | None]]  # "train" / "validation" -> one value per epoch
+    best: tuple[int, float] | None = None  # (epoch, value) of the monitored series at the best epoch
+
+
+def curve_panels(history: list[dict], best_epoch: int | None = None, monitor: str | None = None) -> list[Panel]:
+    """One panel per quantity (loss, each head's loss, each metric), so scales never share an axis.
+
+    The monitored quantity (``val_loss``, ``val_accuracy``, ...) gets a marker at ``best_epoch``.
+    """
+    if not history:
+        return []
+    keys = [k for k in history[0] if k not in ("epoch", "lr", "seconds") and not k.startswith("val_")]
+    epochs = [int(row["epoch"]) for row in history]
+    panels = []
+    for key in keys:
+        series = {"train": [_number(row.get(key)) for row in history]}
+        if f"val_{key}" in history[0]:
+            series["validation"] = [_number(row.get(f"val_{key}")) for row in history]
+        best = None
+        if best_epoch in epochs and monitor in (key, f"val_{key}"):
+            value = series["validation" if monitor.startswith("val_") else "train"][epochs.index(best_epoch)]
+            best = (best_epoch, value) if value is not None else None
+        panels.append(Panel(key, series, best))
+    return panels
+
+
+def _number(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def curves(history: list[dict], path: str, title: str = "", best_epoch: int | None = None,
+           monitor: str | None = None):
+    """Learning curves: one panel per quantity, integer epochs, the best epoch marked.
+
+    Returns the (closed) matplotlib figure, for inspection; None when there is no history.
+    """
+    panels = curve_panels(history, best_epoch, monitor)
+    if not panels:
+        return None
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
-    epochs = [row["epoch"] for row in history]
-    keys = [k for k in history[0] if k not in ("epoch", "lr", "seconds") and not k.startswith("val_")] if history else []
-    losses = [k for k in keys if k.endswith("loss")]
-    others = [k for k in keys if not k.endswith("loss")]
-    panels = [("loss", losses)] + ([("metric", others)] if others else [])
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
-    for ax, (label, names) in zip(axes[0], panels, strict=True):
-        for name in names:
-            ax.plot(epochs, [row.get(name) for row in history], marker="o", ms=3, label=f"train {name}")
-            val = f"val_{name}"
-            if history and val in history[0]:
-                ax.plot(epochs, [row.get(val) for row in history], marker="o", ms=3, ls="--", label=f"validation {name}")
+    epochs = [int(row["epoch"]) for row in history]
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.4 * rows), squeeze=False)
+    for ax, panel in zip(axes.flat, panels, strict=False):
+        for split, values in panel.series.items():
+            ax.plot(epochs, values, marker="o", ms=3, ls="-" if split == "train" else "--", label=split)
+        if panel.best is not None:
+            epoch, value = panel.best
+            ax.axvline(epoch, color="grey", lw=0.8, ls=":")
+            ax.plot([epoch], [value], marker="*", ms=12, color="crimson", ls="none", label=f"best (epoch {epoch})")
+        ax.set_title(panel.quantity.replace("_", " "), fontsize=10)
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(label if label == "loss" else ", ".join(names))
+        ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+        if len(epochs) <= 12:
+            ax.set_xticks(epochs)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
+    return fig
 
 
 def confusion(matrix: np.ndarray, class_names: list[str], path: str, title: str = "") -> None:

@@ -161,9 +161,26 @@ def _train_in(spec, settings: Settings, run: RunDir, splits, loop_module, stream
         raise RunInterrupted(run.path) from None
     except BaseException as exc:
         close_loggers(loggers, run, None, getattr(exc, "run_status", "failed"))
+        if isinstance(exc, Exception) and collective.world.is_main:
+            _mark_failed(run, exc)
         raise
     close_loggers(loggers, run, result.metrics, "finished")
     return result
+
+
+def _mark_failed(run: RunDir, exc: Exception) -> None:
+    """A run that fails before its first epoch is recorded plainly as failed (FAILED.json), not as a run."""
+    if run.exists("history.csv") or run.exists("members"):
+        return  # completed epochs are kept: the run can be resumed
+    run.write_json("FAILED.json", {"failed": True, "before_first_epoch": True, "error": str(exc),
+                                   "error_type": type(exc).__name__, "at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+
+def _refuse_failed(run: RunDir) -> None:
+    if run.exists("FAILED.json"):
+        error = (run.read_json("FAILED.json") or {}).get("error", "")
+        raise TrainingError(f"{run.path} is a run that failed before its first epoch ({error}); there is nothing "
+                            "to evaluate, predict or resume: train again")
 
 
 def _device_replicas(backend: str, replicas: int | None, keras_backend: str | None, device: str) -> int:
@@ -483,7 +500,9 @@ def plot_run(run: RunDir, settings: Settings, preds: dict, test: Data) -> None:
     history = run.read_history()
     title = f"{settings.spec} ({settings.backend})"
     if history:
-        plots.curves(history, run.plot("curves.png"), title)
+        record = run.read_json("metrics.json") if run.exists("metrics.json") else {}
+        plots.curves(history, run.plot("curves.png"), title, best_epoch=record.get("best_epoch"),
+                     monitor=record.get("monitor"))
     heads = list(settings.losses)
     for head in heads:
         loss = settings.losses[head]
@@ -724,6 +743,7 @@ def _resume(path: str, spec, epochs: int | None, stream, callbacks, device: str 
     data order and so the optimisation are those of the run, whatever the world size). Rank 0 locks it."""
     world = world or World()
     run = RunDir.open(path)
+    _refuse_failed(run)
     if world.is_main:
         run.lock()
     try:
@@ -808,6 +828,7 @@ def load_run_spec(run: RunDir, settings: Settings | None = None) -> Spec:
 def open_model(run_dir: str, backend: str | None = None, weights: str = "best"):
     """Rebuild a trained run's model on ``backend`` (default: the one it trained on) with saved weights."""
     run = RunDir.open(run_dir)
+    _refuse_failed(run)
     settings = run.read_settings()
     if settings.ensemble > 1:
         raise TrainingError(f"{run_dir} is an ensemble; evaluate or predict one member: {run.file('members', '0')}")
@@ -839,6 +860,7 @@ def _set_weights(loop, path: str, run: RunDir) -> None:
 def evaluate(run_dir: str, backend: str | None = None, weights: str | None = None) -> dict:
     """Re-score a run's saved weights on the test set; returns the test metrics."""
     run = RunDir.open(run_dir)
+    _refuse_failed(run)
     saved = run.read_json("metrics.json") if run.exists("metrics.json") else {}
     weights = weights or saved.get("weights", "best")
     run, spec, settings, loop = open_model(run_dir, backend, weights)
