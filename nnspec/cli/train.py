@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+
 from nnspec.cli.common import add_override_argument
 
 HELP = "train a spec on torch or keras"
@@ -93,10 +100,12 @@ def _train(args, spec, out, err, replicas: int | None = None) -> int:
     from nnspec.training.run import train
 
     try:
-        result = train(spec, backend=args.backend or "torch", epochs=args.epochs, batch_size=args.batch_size,
-                       lr=args.lr, seed=args.seed, device=args.device, out=args.out, limit=args.limit, name=args.name,
-                       ensemble=args.ensemble, resume=args.resume, progress=_Quiet(out) if args.quiet else out,
-                       keras_backend=args.keras_backend, replicas=replicas, precision=args.precision)
+        with native_logs_filtered(args.quiet):
+            result = train(spec, backend=args.backend or "torch", epochs=args.epochs, batch_size=args.batch_size,
+                           lr=args.lr, seed=args.seed, device=args.device, out=args.out, limit=args.limit,
+                           name=args.name, ensemble=args.ensemble, resume=args.resume,
+                           progress=_Quiet(out) if args.quiet else out, keras_backend=args.keras_backend,
+                           replicas=replicas, precision=args.precision)
     except KeyboardInterrupt as exc:
         where = getattr(exc, "run_dir", None)
         print("interrupted" + (f"; every completed epoch is saved: nnspec train --resume {where}" if where else ""),
@@ -152,6 +161,39 @@ def _replica(args, spec, out, err, world) -> int:
     except UserError as exc:
         report_failure(f"error: {exc}", world, err)
         return 1
+
+
+# Start-up chatter that frameworks' C++ code writes straight to file descriptor 2 (absl, TensorFlow's logging),
+# which no Python setting silences: "WARNING: All log messages before absl::InitializeLog() ...",
+# "I0000 00:00:17... port.cc:153] oneDNN custom operations are on ...".
+NATIVE_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)|"
+                          r"[IWE]\d{4} [\d:. ]+\d+ [\w.]+:\d+\] )")
+
+
+@contextlib.contextmanager
+def native_logs_filtered(active: bool) -> Iterator[None]:
+    """With ``--quiet``: capture what is written to fd 2 while training, then pass on all but native log noise."""
+    try:
+        stderr_fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        stderr_fd = -1
+    if not active or stderr_fd != 2:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode("utf-8", "replace").splitlines():
+                if not NATIVE_NOISE.match(line):
+                    print(line, file=sys.stderr)
 
 
 class _Quiet:

@@ -61,10 +61,11 @@ class Progress:
         if not self.live:
             return
         width = 24
-        done = int(width * step / max(1, steps))
+        step = max(0, min(step, steps))  # Keras reports the last step of an execution, which can pass the total
+        done = min(width, int(width * step / max(1, steps)))
         bar = "=" * done + "." * (width - done)
         elapsed = time.monotonic() - self._started
-        eta = elapsed / max(1, step) * (steps - step)
+        eta = max(0.0, elapsed / max(1, step) * (steps - step))
         line = f"\r{self.prefix}epoch {epoch + 1}/{self.epochs} [{bar}] {step}/{steps} eta {eta:4.0f}s  {_logs(logs)}"
         self.stream.write(line[:200].ljust(80))
         self.stream.flush()

@@ -299,7 +299,7 @@ class _Bridge(keras.callbacks.Callback):
             raise NonFiniteLoss(self.epoch + 1, last, steps, value, (max(1, last - spe + 1), last))
         progress = self.epochs.progress
         if progress.wants_steps and progress.due():
-            progress.step(self.epoch, batch + 1, steps, _rename(logs, self.loop.heads))
+            progress.step(self.epoch, min(batch + 1, steps), steps, _rename(logs, self.loop.heads))
 
     def on_epoch_end(self, epoch, logs=None):
         logs = _rename(dict(logs or {}), self.loop.heads)
