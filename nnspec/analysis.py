@@ -68,8 +68,12 @@ class Analysis:
         return {head: self.nodes[n].output_shape for head, n in self.graph.heads.items()}
 
 
-def analyze(graph: Graph, src: Source | None = None) -> Analysis:
-    """Infer every node's output shape, parameters and MACs; raise SpecError on misfits."""
+def analyze(graph: Graph, src: Source | None = None, partial: bool = False) -> Analysis:
+    """Infer every node's output shape, parameters and MACs; raise SpecError on misfits.
+
+    ``partial``: the graph of a spec with errors (broken layers left out): reachability is not checked,
+    and a problem in a layer that reads past a broken one says it may follow from that error.
+    """
     infos: dict[str, NodeInfo] = {}
     diags: list[Diagnostic] = []
     total = 0
@@ -87,6 +91,9 @@ def analyze(graph: Graph, src: Source | None = None) -> Analysis:
             hint = _channels_first_hint(graph)
             if hint and exc.code == "shape":
                 exc.hint = f"{hint} (otherwise: {exc.hint})" if exc.hint else hint
+            suspect = _after_error(graph, node) if partial else 0
+            if suspect:
+                exc.hint = (f"{exc.hint}; " if exc.hint else "") + f"this may follow from the error on line {suspect}"
             diags.append(node_diagnostic(src, node, exc))
             continue
         except Exception as exc:
@@ -99,7 +106,8 @@ def analyze(graph: Graph, src: Source | None = None) -> Analysis:
         info = NodeInfo(out, params, macs, node.trainable)
         infos[node.name] = info
         total += info.param_count
-    diags.extend(_unused(graph, src, failed={n for n in graph.nodes if n not in infos}))
+    if not partial:
+        diags.extend(_unused(graph, src, failed={n for n in graph.nodes if n not in infos}))
     if total > MAX_PARAMS:
         biggest = max(infos.items(), key=lambda kv: kv[1].param_count)
         node = graph.nodes[biggest[0]]
@@ -118,6 +126,21 @@ def analyze(graph: Graph, src: Source | None = None) -> Analysis:
     if diags:
         raise SpecError(diags)
     return Analysis(graph, infos)
+
+
+def _after_error(graph: Graph, node) -> int:
+    """The line of a broken layer upstream of ``node`` (read past when the spec has errors), or 0."""
+    stack, seen = [node.name], set()
+    while stack:
+        name = stack.pop()
+        if name in seen or name not in graph.nodes:
+            continue
+        seen.add(name)
+        current = graph.nodes[name]
+        if current.after_error:
+            return current.after_error
+        stack.extend(current.inputs)
+    return 0
 
 
 def _channels_first_hint(graph: Graph) -> str:

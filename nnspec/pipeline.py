@@ -79,6 +79,29 @@ class Spec:
 
 
 
+def build_graph_checked(src: Source) -> Graph:
+    """The graph of a spec; with schema or reference errors, also the shape errors of the valid part.
+
+    Every problem shows in one run: the broken layers are left out, the rest is shape-checked.
+    """
+    if not isinstance(src.data, dict):
+        return build_graph(src)  # raises its one error
+    from dataclasses import replace
+
+    from nnspec.spec.expand import _sane, expand_partial, once_per_block_definition
+    from nnspec.spec.validate import validate_skeleton
+
+    diags = validate_skeleton(src)
+    graph, diags = expand_partial(replace(src, data=_sane(src.data)) if diags else src, diags)
+    if not diags:
+        return graph
+    try:
+        analyze(graph, src, partial=True)
+    except SpecError as exc:
+        diags = once_per_block_definition([*diags, *exc.diagnostics])  # the expander may have seen some already
+    raise SpecError(diags)
+
+
 def load(spec: str | os.PathLike[str] | Spec | None, *, text: str | None = None,
          overrides: Iterable[str] = ()) -> Spec:
     """Load, validate, expand and shape-check a spec (a path, YAML text via ``text=``, or a Spec).
@@ -99,7 +122,7 @@ def load(spec: str | os.PathLike[str] | Spec | None, *, text: str | None = None,
             raise SpecError("no spec given: pass a path, a Spec, or YAML text with text=")
         src = load_file(os.fspath(spec))
     apply_overrides(src, overrides)
-    graph = build_graph(src)
+    graph = build_graph_checked(src)
     analysis = analyze(graph, src)
     return Spec(source=src, graph=graph, analysis=analysis, raw=src.data if isinstance(src.data, dict) else {},
                 overrides=overrides)

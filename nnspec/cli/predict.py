@@ -27,6 +27,11 @@ def run(args, out, err) -> int:
     if args.format == "json":
         print(json.dumps(result, indent=2), file=out)
         return 0
+    transform = result.get("input_transform")
+    if transform and transform.get("formula") != "x":
+        done = "applied" if result.get("applied_transform") else "skipped (--raw)"
+        print(f"input transform {done}: {transform['formula']} (the run trained on {transform['raw_dtype']} values in "
+              f"[{transform['raw_range'][0]:.4g}, {transform['raw_range'][1]:.4g}])", file=err)
     for item in result["predictions"]:
         parts = []
         for head, value in item["heads"].items():

@@ -158,6 +158,22 @@ def _image_geometry(spec, cfg: dict, inputs: dict[str, tuple]) -> tuple[tuple[in
     )
 
 
+def input_transform(x: Arrays, scale: float, mean: float, std: float) -> dict:
+    """What training did to raw inputs, recorded in the run so `nnspec predict` can apply it knowingly.
+
+    ``raw_range``/``raw_dtype`` describe the training features as read; ``model_range`` what the model saw.
+    """
+    arrays = list(x.values()) if isinstance(x, dict) else [x]
+    lo = float(min(np.min(a) for a in arrays)) if all(np.size(a) for a in arrays) else 0.0
+    hi = float(max(np.max(a) for a in arrays)) if all(np.size(a) for a in arrays) else 0.0
+    ends = sorted([((lo * scale) - mean) / std, ((hi * scale) - mean) / std])
+    formula = f"x * {scale:.6g}" if scale != 1 else "x"
+    if mean != 0 or std != 1:
+        formula = f"({formula} - {mean:.6g}) / {std:.6g}"
+    return {"formula": formula, "raw_dtype": str(arrays[0].dtype), "raw_range": [lo, hi],
+            "model_range": [float(ends[0]), float(ends[1])]}
+
+
 def check_finite(raw: RawData, cfg: dict) -> None:
     """Refuse NaN or infinite values in features or targets, naming the file, the array and the first bad index.
 
@@ -438,6 +454,7 @@ def load_data(spec, *, limit: int | None = None, seed: int = 0, validation_split
         "scale": float(scale),
         "mean": float(mean),
         "std": float(std),
+        "input_transform": input_transform(x, scale, mean, std),
         "validation_split": float(validation_split),
         "limit": limit,
         "seed": seed,

@@ -17,6 +17,7 @@ shape inference interleave.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +71,7 @@ class _Expander:
         self.block_stack: list[str] = []  # blocks being expanded, to refuse a block that uses itself
         self.explicit = self._explicit_names()
         self.used_names: set[str] = set()
+        self.failed_line = 0  # line of the last layer that failed, until the next layer is placed
         self.aliases: dict[str, str] = {}  # top-level names that stand for another node (block uses, skipped layers)
         self.shapes: dict[str, tuple] = {}  # inferred on demand, when an expression reads a shape
         self.shape_failed: set[str] = set()
@@ -241,7 +243,15 @@ class _Expander:
                 continue
             type_name, attrs, attrs_path = parsed
             default_name = head_name if (head_name and is_last) else None
-            prev = self._layer(type_name, attrs, path, attrs_path, section, prev, scope, env, block, default_name) or prev
+            errors_before = len(self.diags)
+            made = self._layer(type_name, attrs, path, attrs_path, section, prev, scope, env, block, default_name)
+            if made is None and len(self.diags) > errors_before:
+                self.failed_line = self.diags[-1].line  # the next layer reads `prev`, skipping this broken one
+            elif made is not None:
+                if self.failed_line and made in self.graph.nodes and prev in self.graph.nodes[made].inputs:
+                    self.graph.nodes[made].after_error = self.failed_line
+                self.failed_line = 0
+            prev = made or prev
             if len(self.graph.nodes) > MAX_LAYERS:
                 self.error(path, f"the spec expands to more than {MAX_LAYERS:,} layers", "size")
                 raise SpecError(self.diags)
@@ -719,10 +729,40 @@ def build_graph(src: Source) -> Graph:
     if diags:
         # Keep going where the structure allows, so layer errors show in the same run.
         src = dataclasses.replace(src, data=_sane(src.data))
-    counts = _block_counts(src) if "block_count" in src.text else None
-    exp = _Expander(src, counts)
-    graph = exp.run()
-    diags = diags + exp.diags
+    graph, diags = expand_partial(src, diags)
     if diags:
         raise SpecError(diags)
     return graph
+
+
+def expand_partial(src: Source, diags: list[Diagnostic] | None = None) -> tuple[Graph, list[Diagnostic]]:
+    """Expand what is valid, and return it with the problems found (each block problem once).
+
+    Layers with errors are left out and the layers after them read the last good one, so shape
+    analysis can still check the rest; nodes placed so carry ``after_error`` (the line of the error).
+    """
+    counts = _block_counts(src) if "block_count" in src.text else None
+    exp = _Expander(src, counts)
+    graph = exp.run()
+    return graph, once_per_block_definition([*(diags or []), *exp.diags])
+
+
+_BLOCK_NOTE = re.compile(r" \(in block `([^`]+)` used at ([^)]*)\)")
+
+
+def once_per_block_definition(diags: list[Diagnostic]) -> list[Diagnostic]:
+    """A problem inside a block definition is one problem, however often the block is used."""
+    groups: dict[tuple, list[Diagnostic]] = {}
+    for d in diags:
+        key = (d.file, d.line, d.column, d.code, _BLOCK_NOTE.sub("", d.message))
+        groups.setdefault(key, []).append(d)
+    out = []
+    for (_, _, _, _, bare), same in groups.items():
+        first = same[0]
+        uses = [m.group(2) for d in same for m in [_BLOCK_NOTE.search(d.message)] if m]
+        if len(same) > 1 and uses:
+            name = _BLOCK_NOTE.search(first.message).group(1)  # type: ignore[union-attr]
+            shown = ", ".join(dict.fromkeys(uses))
+            first = dataclasses.replace(first, message=f"{bare} (in block `{name}`, used {len(same)} times: {shown})")
+        out.append(first)
+    return out

@@ -28,6 +28,7 @@ class Node:
     repeat: int | None = None  # 0-based repetition inside the block use
     block_index: int | None = None  # running index over every use of the block in the network
     trainable: bool = True
+    after_error: int = 0  # in a spec with errors: the line of a broken layer this one reads past (0: none)
 
     @property
     def is_input(self) -> bool:

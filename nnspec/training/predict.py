@@ -116,6 +116,46 @@ def prepare(arrays: dict, settings: Settings, prepared: bool) -> dict:
     return out
 
 
+def _looks_like(lo: float, hi: float, range_: list) -> bool:
+    """Values [lo, hi] look like they come from ``range_``: inside it (give or take a quarter of its span)
+    and spreading over at least a tenth of it."""
+    r_lo, r_hi = range_
+    span = r_hi - r_lo
+    if span <= 0:
+        return False
+    return r_lo - span / 4 <= lo and hi <= r_hi + span / 4 and (hi - lo) >= span / 10
+
+
+def check_input_range(arrays: dict, paths: list[str], settings: dict, prepared: bool) -> dict | None:
+    """Refuse inputs whose range contradicts the run's recorded input transform; returns that transform.
+
+    Without ``--raw`` the run applies its transform (e.g. x / 255): input that already looks transformed
+    would be transformed twice. With ``--raw`` it is fed as is: input that still looks raw is refused.
+    """
+    transform = (settings.data or {}).get("input_transform")
+    if not transform or transform.get("formula") == "x":
+        return transform
+    raw, model = transform["raw_range"], transform["model_range"]
+    what = ", ".join(paths)
+    for arr in arrays.values():
+        a = np.asarray(arr, dtype=np.float64)
+        if not a.size:
+            continue
+        lo, hi = float(a.min()), float(a.max())
+        looks_raw, looks_model = _looks_like(lo, hi, raw), _looks_like(lo, hi, model)
+        if not prepared and looks_model and not looks_raw:
+            raise TrainingError(
+                f"{what}: values in [{lo:.4g}, {hi:.4g}] look already prepared, but this run was trained on raw "
+                f"values in [{raw[0]:.4g}, {raw[1]:.4g}] ({transform['raw_dtype']}) and applies {transform['formula']} "
+                f"itself, so they would be transformed twice; pass --raw to feed them unchanged, or give raw values")
+        if prepared and looks_raw and not looks_model:
+            raise TrainingError(
+                f"{what}: --raw feeds values in [{lo:.4g}, {hi:.4g}] unchanged, but the model was trained on "
+                f"[{model[0]:.4g}, {model[1]:.4g}] (after {transform['formula']}); these look raw: drop --raw so "
+                "the run applies its transform")
+    return transform
+
+
 def predict_files(run_dir: str, paths: list[str], backend: str | None = None, prepared: bool = False,
                   top: int = 3) -> dict:
     """Predictions per example: top classes with probabilities, or values (regression)."""
@@ -123,6 +163,7 @@ def predict_files(run_dir: str, paths: list[str], backend: str | None = None, pr
 
     run, spec, settings, loop = open_model(run_dir, backend)
     arrays, labels = read_inputs(paths, spec)
+    transform = check_input_range(arrays, paths, settings, prepared)
     preds = loop.predict(prepare(arrays, settings, prepared))
     names = list(settings.class_names or [])
     out = []
@@ -137,4 +178,5 @@ def predict_files(run_dir: str, paths: list[str], backend: str | None = None, pr
             else:
                 heads[head] = {"values": [float(v) for v in np.asarray(p).reshape(-1)]}
         out.append({"source": label, "heads": heads})
-    return {"run_dir": run.path, "backend": settings.backend, "predictions": out}
+    return {"run_dir": run.path, "backend": settings.backend, "input_transform": transform,
+            "applied_transform": not prepared, "predictions": out}
