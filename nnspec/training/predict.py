@@ -126,7 +126,7 @@ def _looks_like(lo: float, hi: float, range_: list) -> bool:
     return r_lo - span / 4 <= lo and hi <= r_hi + span / 4 and (hi - lo) >= span / 10
 
 
-def check_input_range(arrays: dict, paths: list[str], settings: dict, prepared: bool) -> dict | None:
+def check_input_range(arrays: dict, paths: list[str], settings: Settings, prepared: bool) -> dict | None:
     """Refuse inputs whose range contradicts the run's recorded input transform; returns that transform.
 
     Without ``--raw`` the run applies its transform (e.g. x / 255): input that already looks transformed
