@@ -55,8 +55,9 @@ def curve_panels(history: list[dict], best_epoch: int | None = None, monitor: st
         if f"val_{key}" in history[0]:
             series["validation"] = [_number(row.get(f"val_{key}")) for row in history]
         best = None
-        if best_epoch in epochs and monitor in (key, f"val_{key}"):
-            value = series["validation" if monitor.startswith("val_") else "train"][epochs.index(best_epoch)]
+        if best_epoch is not None and best_epoch in epochs and monitor in (key, f"val_{key}"):
+            split = "validation" if monitor == f"val_{key}" else "train"
+            value = series[split][epochs.index(best_epoch)]
             best = (best_epoch, value) if value is not None else None
         panels.append(Panel(key, series, best))
     return panels
