@@ -187,7 +187,8 @@ def _max_properties(v, n, instance, schema, path):
         yield _error("maxProperties", n, instance, schema, path, "too many properties")
 
 
-def _json_type_of(value) -> str:
+def json_type_of(value) -> str:
+    """The JSON Schema type name of a plain YAML/JSON value (bool before int, as JSON sees them)."""
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int):
@@ -215,7 +216,7 @@ def _shape_of(v, schema: dict, depth: int = 0) -> tuple[frozenset, frozenset]:
         t = schema["type"]
         types.update(t if isinstance(t, list) else [t])
     if "enum" in schema:
-        types.update(_json_type_of(c) for c in schema["enum"])
+        types.update(json_type_of(c) for c in schema["enum"])
     for alt in schema.get("anyOf", []):
         t2, k2 = _shape_of(v, alt, depth + 1)
         types |= t2

@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import cache
 
 from nnspec.diagnostics import Diagnostic, did_you_mean
+from nnspec.spec.jsonschema_lite import json_type_of
 from nnspec.spec.loader import Source
 
 
@@ -225,22 +226,6 @@ def _is_float_text(text: str) -> bool:
     return True
 
 
-def _json_type(value) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "null"
-
-
 def _best_context(err):
     """The sub-error of an anyOf to report: from the alternative that fits the value best.
 
@@ -248,7 +233,7 @@ def _best_context(err):
     a mapping's keys wins (``{type: ..., wieght: 2}`` is a loss with options, not a loss per head), then
     the deepest error. Errors of the wrong type only are never chosen.
     """
-    vt = _json_type(err.instance)
+    vt = json_type_of(err.instance)
     keys = set(err.instance) if isinstance(err.instance, dict) else set()
     candidates = []
     for sub in err.context or ():
