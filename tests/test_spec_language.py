@@ -71,6 +71,42 @@ encoder:
     assert attrs(s, "expand1_c")["filters"] == 12
 
 
+def test_text_templates_in_with_values_are_filled_in_in_the_callers_scope():
+    # `conv${stage}_block${repeat_index + 1}_` mixes text with expressions: it is text, filled in where the
+    # block is used (the caller's `stage`, this repetition's index), and the block reads the finished text
+    s = load("""
+vars: {stage: 2}
+inputs: {x: {shape: [8, 8, 3]}}
+blocks:
+  conv:
+    params: {tag: "", stage: 9}
+    layers:
+      - conv2d: {name: "${tag}conv", filters: 4, kernel_size: 1}
+  stage:
+    params: {stage: 3}
+    layers:
+      - block: {use: conv, prefix: "", repeat: 2, with: {tag: "conv${stage}_block${repeat_index + 1}_"}}
+encoder:
+  - block: {use: conv, prefix: "", with: {tag: "conv${stage}_${stage}x_"}}
+  - block: {use: stage, prefix: ""}
+""")
+    assert [n for n in s.graph.nodes if n != "x"] == ["conv2_2x_conv", "conv3_block1_conv", "conv3_block2_conv"]
+
+
+def test_text_templates_in_vars_and_the_model_name():
+    text = """
+name: "vgg${depth}"
+vars: {depth: 16, first: "block${depth // 8}_conv"}
+inputs: {x: {shape: [4]}}
+encoder:
+  - dense: {name: "${first}", units: 2}
+"""
+    s = load(text)
+    assert (s.name, list(s.graph.nodes)) == ("vgg16", ["x", "block2_conv"])
+    assert nnspec.load(None, text=text, overrides=["vars.depth=19"]).name == "vgg19"
+    assert evaluate("${2 * a}", {"a": 3}) == 6  # one whole expression keeps its value's kind
+
+
 # -- bug 2 and the evaluator ----------------------------------------------------------------------------------
 
 

@@ -24,9 +24,19 @@ from typing import Any
 from nnspec.diagnostics import Diagnostic, did_you_mean
 from nnspec.errors import ShapeProblem, SpecError
 from nnspec.layers import registry, rules
-from nnspec.spec.expr import ExpressionError, Tensor, evaluate, has_template, interpolate, is_expression, truth
+from nnspec.spec.expr import (
+    ExpressionError,
+    Tensor,
+    evaluate,
+    has_template,
+    interpolate,
+    is_expression,
+    is_template,
+    truth,
+)
 from nnspec.spec.graph import Graph, Node, node_diagnostic
 from nnspec.spec.loader import Source, format_path
+from nnspec.spec.schema import MODEL_NAME, MODEL_NAME_TEMPLATE
 from nnspec.spec.validate import is_huge, validate_block_use, validate_layer, validate_skeleton
 
 MAX_LAYERS = 10_000  # ResNet-152 has ~500; 10,000 still checks in well under a second
@@ -35,6 +45,8 @@ MAX_NESTING = 32  # blocks inside blocks; deeper is a generated or hostile spec 
 RESERVED = ("input", "prev", "repeat_index", "block_index", "block_count")
 BLOCK_USE_KEYS = ("use", "repeat", "with", "name", "prefix", "inputs", "when")
 GROUP_KEYS = ("when", "name", "layers")
+_MODEL_NAME = re.compile(MODEL_NAME)
+_MODEL_NAME_TEMPLATE = re.compile(MODEL_NAME_TEMPLATE)
 
 
 class _Unknowable(ExpressionError):
@@ -64,7 +76,6 @@ class _Expander:
         self.block_counts = block_counts  # block -> repetitions in the whole network (`block_count`)
         self.data: dict = src.data if isinstance(src.data, dict) else {}
         self.diags: list[Diagnostic] = []
-        self.graph = Graph(name=str(self.data.get("name") or "model"))
         self.counters: dict[str, int] = {}
         self.block_uses: dict[str, int] = {}  # label base -> uses so far (residual1, residual2, ...)
         self.block_index: dict[str, int] = {}  # block -> repetitions so far, over the whole network
@@ -76,6 +87,7 @@ class _Expander:
         self.shapes: dict[str, tuple] = {}  # inferred on demand, when an expression reads a shape
         self.shape_failed: set[str] = set()
         self.env = self._vars()
+        self.graph = Graph(name=self._model_name())
         self.items_seen = 0  # bounds the work even when every expanded layer fails
         self.dry = False  # the block_count pre-pass: counts every repetition, errors or not
         self.no_input_reported = False  # "several inputs: say which" is reported once, not for every layer after
@@ -102,6 +114,24 @@ class _Expander:
             except ExpressionError as exc:
                 self.error(("vars", key), f"vars.{key}: {exc}", "expression")
         return env
+
+    def _model_name(self) -> str:
+        """The spec's `name`, its `${...}` parts filled in from `vars` (`name: "resnet${depth}"`)."""
+        name = self.data.get("name")
+        if not isinstance(name, str) or not name:
+            return "model"
+        if not has_template(name) or not _MODEL_NAME_TEMPLATE.match(name):
+            return name  # a name the schema refused was reported already
+        try:
+            filled = interpolate(name, self.env)
+        except ExpressionError as exc:
+            self.error(("name",), f"name: {exc}", "expression")
+            return "model"
+        if not _MODEL_NAME.match(filled):
+            self.error(("name",), f"name: {name!r} gives {filled!r}, which is not a valid model name: use letters, "
+                       "digits, _, . and -, starting with a letter", "value")
+            return "model"
+        return filled
 
     def _explicit_names(self) -> dict[str, tuple]:
         """Names users gave to layers and block uses in the sections (for 'defined later' errors)."""
@@ -670,7 +700,10 @@ class _Expander:
 
 
 def _substitute(value: Any, env: dict) -> Any:
-    """``value`` with every expression in it (also inside lists and mappings) evaluated."""
+    """``value`` with every expression in it (also inside lists and mappings) evaluated: a whole
+    expression keeps its value's kind, a text template (`conv${stage}_block`) gives text."""
+    if is_template(value):
+        return interpolate(value, env)
     if is_expression(value):
         return evaluate(value, env)
     if isinstance(value, list):

@@ -104,6 +104,13 @@ def has_template(value: object) -> bool:
     return isinstance(value, str) and _PART.search(value) is not None
 
 
+def is_template(value: object) -> bool:
+    """True for a text that mixes `${...}` parts with other text (`conv${stage}_block`, `${a}_${b}`):
+    it stands for text, filled in by :func:`interpolate`, unlike one whole expression (`${2 * a}`),
+    whose value keeps its kind."""
+    return isinstance(value, str) and has_template(value) and _PART.fullmatch(value) is None
+
+
 def evaluate(text: str, env: dict) -> Any:
     """Evaluate ``$name`` or ``${expr}`` against ``env``."""
     m = _PLAIN.match(text)

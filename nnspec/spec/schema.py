@@ -23,7 +23,10 @@ SECTION_LISTS = ("encoder", "backbone", "decoder", "head")
 _pos_int = {"type": "integer", "minimum": 1}
 _pos_num = {"type": "number", "exclusiveMinimum": 0}
 _unit = {"type": "number", "minimum": 0, "exclusiveMaximum": 1}
-_name = {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_.-]*$"}
+# A model name, possibly with `${...}` parts filled in from `vars` (`resnet${depth}`); once filled in it
+# must match MODEL_NAME.
+MODEL_NAME = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
+MODEL_NAME_TEMPLATE = r"^(?:[A-Za-z_]|\$\{[^{}]*\})(?:[A-Za-z0-9_.-]|\$\{[^{}]*\})*$"
 
 
 def _obj(props: dict, description: str, required: tuple = ()) -> dict:
@@ -302,7 +305,9 @@ def skeleton() -> dict:
         "additionalProperties": False,
         "required": ["inputs"],
         "properties": {
-            "name": {**_name, "description": "Model name (Keras's model name)."},
+            "name": {"type": "string", "pattern": MODEL_NAME_TEMPLATE,
+                     "description": "Model name (Keras's model name); `${...}` parts are filled in from `vars`, "
+                     "e.g. `resnet${depth}`."},
             "description": {"type": "string"},
             "vars": {
                 "type": "object",
