@@ -86,8 +86,11 @@ def inspect(run_dir, **options):
     return inspect_run(str(run_dir), **options)
 
 
-def import_keras(model, name: str | None = None):
+def import_keras(model, name: str | None = None, blocks: bool = True):
     """A Keras model (a built model, a ``.keras`` path or ``"keras.applications.NAME"``) as a spec.
+
+    Runs of repeated layers are written once, as blocks used with ``repeat:`` (``blocks=False``: every
+    layer listed); either way the spec builds the same model.
 
     Returns ``(imported, spec, weights)``: ``imported.text`` is the YAML, ``imported.notes`` what was
     approximated, ``spec`` the loaded spec and ``weights`` its neutral weights (``"layer/param"``).
@@ -97,4 +100,4 @@ def import_keras(model, name: str | None = None):
     get_backend("keras")  # a missing Keras is one clear line
     from nnspec.backends.keras.importer import import_keras as _import
 
-    return _import(model, name)
+    return _import(model, name, blocks=blocks)

@@ -8,7 +8,9 @@ spec reads like a hand-written one while every name still matches the Keras mode
 the weights file). Layers the catalog does not know -- ``Lambda``, custom classes, nested models --
 are refused with a message saying which layer and why: a spec holds no code.
 
-Runs of identical layer sequences are not folded into blocks (yet): the spec lists every layer.
+Runs of repeated layers (a ResNet stage's identical blocks, a DenseNet's conv blocks) are written once as
+a block used with ``repeat:`` (:mod:`nnspec.spec.fold`); the folded spec is expanded and compared with the
+flat one before it is kept, so folding never changes the model.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import yaml
 from nnspec.errors import UserError
 from nnspec.layers import registry
 from nnspec.layers.base import LayerType
+from nnspec.spec.fold import FlatLayer, fold, layer_item
 
 
 class ImportRefused(UserError):
@@ -188,8 +191,9 @@ def _flat_refs(value: Any) -> list[list]:
     return [ref for item in value for ref in _flat_refs(item)] if isinstance(value, list) else []
 
 
-def import_model(model: Any, name: str | None = None) -> Imported:
-    """A built Keras model (functional or sequential) as an nnspec spec."""
+def import_model(model: Any, name: str | None = None, fold_blocks: bool = True) -> Imported:
+    """A built Keras model (functional or sequential) as an nnspec spec; runs of repeated layers are
+    written as blocks (``fold_blocks=False``: every layer listed)."""
     catalog = _catalog_by_keras_class()
     layers, input_names, output_names = _layers_of(model)
     notes: list[str] = []
@@ -223,7 +227,7 @@ def import_model(model: Any, name: str | None = None) -> Imported:
     final = order + sinks
     explicit = _explicit_names(final, catalog, set(inputs))
 
-    def entry(item: dict, prev: str | None) -> dict[str, Any]:
+    def flat(item: dict) -> FlatLayer:
         cls_name = item["class_name"]
         where = f"layer `{item['name']}`"
         if cls_name == "Lambda":
@@ -232,7 +236,7 @@ def import_model(model: Any, name: str | None = None) -> Imported:
         if cls_name in ("Functional", "Sequential", "Model"):
             raise ImportRefused(f"{where} is a nested model; build the model flat (call its layers directly)")
         if item.get("constants"):
-            return _constant_op(item, prev, explicit)
+            return _constant_op(item, explicit)
         cls = catalog.get(cls_name)
         if cls is None:
             raise ImportRefused(f"{where} is a {cls_name}, which the nnspec catalog does not have "
@@ -247,34 +251,59 @@ def import_model(model: Any, name: str | None = None) -> Imported:
             pool = attrs.get("pool_size", cls.attributes["pool_size"].default)
             if _same(attrs["strides"], pool):
                 del attrs["strides"]  # Keras records strides = pool_size; nnspec's default says the same
-        if item["name"] in explicit:
-            attrs = {"name": item["name"], **attrs}
         refs = list(item["inbound"])
         if cls.call_style == "attention":  # Keras: value defaults to the query, key to the value
             if len(refs) == 3 and refs[2] == refs[1]:
                 refs = refs[:2]
             if len(refs) == 2 and refs[1] == refs[0]:
                 refs = refs[:1]
-        if refs != ([prev] if prev else []):
-            attrs["inputs"] = refs[0] if len(refs) == 1 else refs
-        return {cls.name: attrs or None}
+        return FlatLayer(cls.name, attrs, item["name"], item["name"] in explicit, tuple(refs))
 
-    encoder: list[dict[str, Any]] = []
-    prev = input_names[0] if len(input_names) == 1 else None
-    for item in order:
-        encoder.append(entry(item, prev))
-        prev = item["name"]
+    first = input_names[0] if len(input_names) == 1 else None
+    trunk = [flat(item) for item in order]
+    ends = [flat(item) for item in sinks]
+    last = trunk[-1].name if trunk else first
     spec: dict[str, Any] = {"name": name or model.name, "inputs": inputs}
-    if len(sinks) == 1:
-        encoder.append(entry(sinks[0], prev))
-        spec["encoder"] = encoder
+    flat_spec = dict(spec, encoder=[layer_item(layer, _before(trunk, i, first)) for i, layer in enumerate(trunk)])
+    _add_ends(flat_spec, ends, last)
+    text = _dump(flat_spec)
+    if not fold_blocks:
+        return Imported(text, notes)
+    folded = fold(trunk, first)
+    if not folded.blocks:
+        return Imported(text, notes)
+    folded_spec = dict(spec, blocks=folded.blocks, encoder=folded.items)
+    _add_ends(folded_spec, ends, last)
+    folded_text = _dump(folded_spec)
+    from nnspec.errors import SpecError
+    from nnspec.spec.expand import build_graph
+    from nnspec.spec.fold import same_graph
+    from nnspec.spec.loader import load_text
+
+    try:
+        difference = same_graph(build_graph(load_text(text, "flat.yaml")), build_graph(load_text(folded_text, "folded.yaml")))
+    except SpecError as exc:
+        difference = str(exc)
+    if difference is not None:
+        notes.append(f"repeated blocks were not folded (the folded spec differed: {difference}); the spec lists "
+                     "every layer")
+        return Imported(text, notes)
+    return Imported(folded_text, notes)
+
+
+def _before(layers: list[FlatLayer], i: int, first: str | None) -> str | None:
+    return layers[i - 1].name if i > 0 else first
+
+
+def _add_ends(spec: dict[str, Any], ends: list[FlatLayer], last: str | None) -> None:
+    """The output layers: the encoder's last item for one output, else one head each."""
+    if len(ends) == 1:
+        spec["encoder"] = [*spec["encoder"], layer_item(ends[0], last)]
     else:
-        spec["encoder"] = encoder
-        spec["heads"] = {item["name"]: [entry(item, prev)] for item in sinks}
-    return Imported(_dump(spec), notes)
+        spec["heads"] = {layer.name: [layer_item(layer, last)] for layer in ends}
 
 
-def _constant_op(item: dict, prev: str | None, explicit: set[str]) -> dict[str, Any]:
+def _constant_op(item: dict, explicit: set[str]) -> FlatLayer:
     """``x + c``, ``x * c``, ``x - c``, ``c - x``, ``x / c`` recorded by Keras as ops on a tensor and a number:
     exactly a ``rescaling`` (x * scale + offset)."""
     kind = item["class_name"]
@@ -291,15 +320,10 @@ def _constant_op(item: dict, prev: str | None, explicit: set[str]) -> dict[str, 
     if scale is None:
         raise ImportRefused(f"layer `{item['name']}` applies {kind} to a number; nnspec writes only x * a + b "
                             "with numbers (rescaling)")
-    attrs: dict[str, Any] = {}
-    if item["name"] in explicit:
-        attrs["name"] = item["name"]
-    attrs["scale"] = scale
+    attrs: dict[str, Any] = {"scale": scale}
     if offset:
         attrs["offset"] = offset
-    if item["inbound"] != ([prev] if prev else []):
-        attrs["inputs"] = item["inbound"][0]
-    return {"rescaling": attrs}
+    return FlatLayer("rescaling", attrs, item["name"], item["name"] in explicit, tuple(item["inbound"]))
 
 
 def _explicit_names(items: list[dict], catalog: dict[str, type[LayerType]], inputs: set[str]) -> set[str]:
@@ -336,7 +360,7 @@ def _explicit_names(items: list[dict], catalog: dict[str, type[LayerType]], inpu
 
 
 def _dump(spec: dict[str, Any]) -> str:
-    """Readable YAML: one layer per line in flow style, like the hand-written specs."""
+    """Readable YAML: one layer (or block use) per line in flow style, like the hand-written specs."""
 
     def layer_line(layer: dict[str, Any]) -> str:
         (kind, attrs), = layer.items()
@@ -348,6 +372,14 @@ def _dump(spec: dict[str, Any]) -> str:
              "# Imported from a Keras model by `nnspec import`.", f"name: {_flow(spec['name'])}", "inputs:"]
     for key, value in spec["inputs"].items():
         lines.append(f"  {key}: {_flow(value)}")
+    if spec.get("blocks"):
+        lines.append("blocks:")
+        for block, definition in spec["blocks"].items():
+            lines.append(f"  {block}:")
+            if definition.get("params"):
+                lines.append(f"    params: {_flow(definition['params'])}")
+            lines.append("    layers:")
+            lines += [f"      - {layer_line(layer)}" for layer in definition["layers"]]
     lines.append("encoder:")
     lines += [f"  - {layer_line(layer)}" for layer in spec["encoder"]]
     if "heads" in spec:
@@ -384,13 +416,14 @@ def open_model(source: str) -> Any:
         raise ImportRefused(f"{source}: Keras could not load it ({first}); custom layers cannot be imported") from None
 
 
-def import_keras(source: Any, name: str | None = None) -> tuple[Imported, Any, dict[str, Any]]:
-    """(the spec, the loaded spec object, its weights in the neutral layout) for a Keras model or source."""
+def import_keras(source: Any, name: str | None = None, blocks: bool = True) -> tuple[Imported, Any, dict[str, Any]]:
+    """(the spec, the loaded spec object, its weights in the neutral layout) for a Keras model or source;
+    ``blocks``: write runs of repeated layers as blocks."""
     from nnspec.backends import keras as kb
     from nnspec.pipeline import load
 
     model = open_model(source) if isinstance(source, str) else source
-    imported = import_model(model, name)
+    imported = import_model(model, name, fold_blocks=blocks)
     spec = load(f"{imported_name(model, name)}.yaml", text=imported.text)
     return imported, spec, kb.get_weights(model, spec)
 
