@@ -79,15 +79,17 @@ def max_diff(a, b) -> float:
 
 
 def torch_counts(model, spec) -> dict[str, tuple[int, int]]:
-    """Per layer: (total, trainable) as torch sees them; BatchNorm moving statistics non-trainable."""
+    """Per layer: (total, trainable) as torch sees them; BatchNorm moving statistics non-trainable;
+    constants (non-persistent buffers, e.g. a normalization's spec-set mean) are not weights."""
     out = {}
     for name, module in model.layers.items():
         total = trainable = 0
         for p in module.parameters():
             total += p.numel()
             trainable += p.numel() if p.requires_grad else 0
-        for _, b in module.named_buffers():
-            total += b.numel()
+        state = module.state_dict()
+        for key, b in module.named_buffers():
+            total += b.numel() if key in state else 0
         out[name] = (total, trainable)
     return out
 

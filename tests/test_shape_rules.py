@@ -82,6 +82,7 @@ def spec(layers: str, shape="[28, 28, 1]") -> nnspec.pipeline.Spec:
         ("group_norm: {groups: 2}", "[4, 4, 6]", (None, 4, 4, 6), 12),
         ("normalization", "[4, 4, 6]", (None, 4, 4, 6), 6 + 6 + 1),
         ("normalization: {axis: [1, -1]}", "[4, 5, 6]", (None, 4, 5, 6), 24 + 24 + 1),
+        ("normalization: {mean: [1, 2, 3, 4, 5, 6], variance: 4.0}", "[4, 4, 6]", (None, 4, 4, 6), 0),  # constants
         ("prelu", "[4, 6]", (None, 4, 6), 24),
         ("prelu: {shared_axes: [1, 2]}", "[4, 4, 6]", (None, 4, 4, 6), 6),
         ("bidirectional: {layer: lstm, units: 3}", "[5, 2]", (None, 6), 2 * 4 * (6 + 9 + 3)),

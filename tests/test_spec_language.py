@@ -363,3 +363,37 @@ def test_deeply_nested_blocks_are_refused_with_a_located_error():
     text = f"inputs: {{x: {{shape: [4]}}}}\nblocks:\n{blocks}\n  b{n}:\n    layers: [relu]\nencoder:\n  - block: {{use: b0}}\n"
     (d,) = nnspec.check(None, text=text)
     assert d.code == "limit" and "nest more than 32 levels" in d.message and d.line > 1
+
+
+# -- model sizes: a table indexed by a var, computed input dimensions ------------------------------------------
+
+SIZED = """
+vars:
+  size: 0
+  width: "${[1.0, 1.1, 1.2][size]}"
+  resolution: "${[224, 240, 260][size]}"
+inputs: {img: {shape: [$resolution, "${resolution}", 3]}}
+encoder:
+  - conv2d: {name: stem, filters: "${int(32 * width)}", kernel_size: 3, strides: 2, padding: same}
+  - conv2d: {name: pad, filters: 8, kernel_size: 1, padding: "${['same', 'valid'][size % 2]}"}
+"""
+
+
+@pytest.mark.parametrize("size,filters,resolution", [(0, 32, 224), (1, 35, 240), (2, 38, 260)])
+def test_a_list_indexed_by_a_var_selects_a_model_size(size, filters, resolution):
+    spec = nnspec.load(None, text=SIZED, overrides=[f"vars.size={size}"])
+    assert attrs(spec, "img")["shape"] == [resolution, resolution, 3]
+    assert attrs(spec, "stem")["filters"] == filters
+    assert spec.analysis.nodes["stem"].output_shape == (None, resolution // 2, resolution // 2, filters)
+    assert attrs(spec, "pad")["padding"] == ["same", "valid"][size % 2]
+
+
+def test_lists_in_expressions():
+    assert evaluate("${[[0, 1], [0, 1]]}", {}) == [[0, 1], [0, 1]]
+    assert evaluate("${len([3, 4, 5]) + [3, 4, 5][-1]}", {}) == 8
+    with pytest.raises(ExpressionError, match=r"index 3 is out of range for the list \[1, 2, 3\]"):
+        evaluate("${[1, 2, 3][n]}", {"n": 3})
+    with pytest.raises(ExpressionError, match="arithmetic needs numbers"):
+        evaluate("${2 * [1, 2]}", {})
+    with pytest.raises(ExpressionError, match="a list holds numbers, texts, true/false or shapes"):
+        evaluate("${[input][0]}", {"input": Tensor("x", lambda name: (None, 4))})

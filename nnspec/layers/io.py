@@ -21,7 +21,7 @@ class Input(LayerType):
         "shape": Attr(
             "any",
             "Shape without the batch dimension, channels last, e.g. [28, 28, 1]; "
-            "null or a name (seq) marks a variable dimension.",
+            "null or a name (seq) marks a variable dimension; `$var` or `${...}` computes one from vars.",
             required=True,
         ),
         "dtype": Attr("enum", "Element type.", default="float32", choices=DTYPES),
@@ -39,6 +39,7 @@ class Input(LayerType):
                     {"type": "integer", "minimum": 1},
                     {"type": "null"},
                     {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                    {"$ref": "#/$defs/expression"},
                 ]
             },
         }

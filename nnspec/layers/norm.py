@@ -135,27 +135,24 @@ def _nested_shape(value) -> tuple[int, ...] | None:
     return None
 
 
-def _frozen(value):
-    """Nested lists -> nested tuples (Param is immutable)."""
-    return tuple(_frozen(v) for v in value) if isinstance(value, list) else value
-
-
 @register
 class Normalization(LayerType):
     name = "normalization"
     keras_class = "Normalization"
     summary = (
         "Standardises inputs with a fixed mean and variance: (x - mean) / sqrt(variance) (Keras "
-        "Normalization; invert: true undoes it). mean, variance and count are non-trainable weights, one "
-        "value per position of the kept axes; set them in the spec (a number or a list) or load them."
+        "Normalization; invert: true undoes it). Set mean and variance in the spec (a number or a list) and "
+        "they are constants, as Keras's Normalization(mean=..., variance=...) keeps them (no weights); leave "
+        "them out and mean, variance and count are non-trainable weights, one value per position of the kept "
+        "axes, loaded or adapted to the training data."
     )
     family = "preprocessing"
     key_attrs = ("axis",)
     attributes = {
         "axis": Attr("axes", "Axes kept (one statistic per position); null: one statistic for everything.",
                      default=-1, nullable=True),
-        "mean": Attr("numbers", "Mean: a number (for every position) or a list shaped like the kept axes.",
-                     nullable=True),
+        "mean": Attr("numbers", "Mean: a number (for every position) or a list shaped like the kept axes; "
+                     "with variance, a constant (no weights), else a weight.", nullable=True),
         "variance": Attr("numbers", "Variance, shaped like mean.", nullable=True),
         "invert": Attr("bool", "Apply the inverse: x * sqrt(variance) + mean.", default=False),
     }
@@ -194,8 +191,10 @@ class Normalization(LayerType):
 
     def param_shapes(self, shapes, a):
         shape = self._kept(shapes[0], a)
+        if a.get("mean") is not None and a.get("variance") is not None:
+            return []  # constants of the model, as in Keras: nothing to load, adapt or count
         return [
-            Param("mean", shape, trainable=False, initializer="zeros", value=_frozen(a.get("mean"))),
-            Param("variance", shape, trainable=False, initializer="ones", value=_frozen(a.get("variance"))),
+            Param("mean", shape, trainable=False, initializer="zeros"),
+            Param("variance", shape, trainable=False, initializer="ones"),
             Param("count", (), trainable=False, initializer="zeros"),
         ]

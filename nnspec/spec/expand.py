@@ -244,11 +244,34 @@ class _Expander:
         if name in self.explicit:
             self.error(self.explicit[name], f"layer name `{name}` is already used by a graph input", "reference")
         self.used_names.add(name)
-        node = Node(name=name, type="input", attrs={"shape": list(attrs.get("shape", [])),
+        node = Node(name=name, type="input", attrs={"shape": self._input_shape(name, attrs.get("shape", [])),
                                                      "dtype": attrs.get("dtype", "float32")},
                     inputs=[], section="inputs", path=path, attrs_path=path)
         self.graph.add(node)
         self.graph.inputs.append(name)
+
+    def _input_shape(self, name: str, shape: list) -> list:
+        """An input's shape with its computed dimensions (`[$resolution, $resolution, 3]`) evaluated from
+        `vars`; a dimension that does not give a whole number >= 1 is reported and left unknown (None)."""
+        out = []
+        for i, dim in enumerate(shape):
+            if not is_expression(dim):
+                out.append(dim)
+                continue
+            try:
+                value = evaluate(dim, self.env)
+            except ExpressionError as exc:
+                self.error(("inputs", name, "shape", i), f"inputs.{name}.shape[{i}]: {exc}", "expression")
+                value = None
+            else:
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1
+                                          or is_huge(value)):
+                    hint = "round it: `${int(...)}`" if isinstance(value, float) else ""
+                    self.error(("inputs", name, "shape", i), f"inputs.{name}.shape[{i}]: `{dim}` gives {value!r}; "
+                               "a dimension must be a whole number >= 1 (or null for any size)", "value", hint)
+                    value = None
+            out.append(value)
+        return out
 
     # -- layers -----------------------------------------------------------------------------
     def _layers(self, items, base, section, prev, scope, head_name=None, block=None, env=None):

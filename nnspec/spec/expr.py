@@ -10,7 +10,9 @@ What an expression may use:
 - the functions ``min max round int abs ceil floor`` on numbers, ``letter(i)`` (0 -> 'a', as Keras
   names block1a, block1b, ...), ``len(x)`` and ``channels(t)``;
 - layer outputs (:class:`Tensor`, e.g. ``input`` inside a block, ``prev`` anywhere): ``t.shape``
-  (batch first, channels last), ``t.shape[-1]`` and ``channels(t)`` (the last dimension).
+  (batch first, channels last), ``t.shape[-1]`` and ``channels(t)`` (the last dimension);
+- lists ``[a, b, c]`` and ``x[i]`` on lists and shapes: a table indexed by a var, as a family of
+  models picks its per-size values (``${[1.0, 1.1, 1.2][size]}``).
 
 Nothing is ever passed to ``eval``: the text is parsed with :mod:`ast` and only the node kinds
 above are interpreted; everything else is refused with an :class:`ExpressionError`.
@@ -65,7 +67,7 @@ MAX_SOURCE = 200
 MAX_NODES = 200  # syntax-tree nodes per expression
 MAX_MAGNITUDE = 10**18  # no attribute is anywhere near this; bigger numbers are a mistake or an attack
 MAX_NDIGITS = 30  # round(x, n): |n| at most this
-ALLOWED = "numbers, names, + - * / // % **, comparisons, and/or/not, `A if C else B`, " + ", ".join(
+ALLOWED = "numbers, names, lists [a, b][i], + - * / // % **, comparisons, and/or/not, `A if C else B`, " + ", ".join(
     [*_NUMERIC_FUNCS, "letter", "len", "channels"]
 )
 
@@ -215,6 +217,8 @@ def _show(value: Any) -> str:
         return "the shape (" + ", ".join("None" if d is None else str(d) for d in value) + ")"
     if isinstance(value, Tensor):
         return f"the layer output `{value.name}`"
+    if isinstance(value, list):
+        return f"the list {value!r}"
     return repr(value)
 
 
@@ -261,6 +265,8 @@ def _eval(node: ast.AST, env: dict) -> Any:
         return value.shape
     if isinstance(node, ast.Subscript) and not isinstance(node.slice, ast.Slice):
         return _subscript(node, env)
+    if isinstance(node, ast.List):
+        return _list(node, env)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
         return _call(node.func.id, node, env)
     raise ExpressionError(f"`{_source(node)}` is not allowed; use {ALLOWED}")
@@ -299,6 +305,16 @@ def _compare(node: ast.Compare, env: dict) -> bool:
     return True
 
 
+def _list(node: ast.List, env: dict) -> list:
+    """A list literal (its length is bounded by MAX_NODES); it holds values, not layer outputs."""
+    values = [_eval(element, env) for element in node.elts]
+    for element, value in zip(node.elts, values, strict=True):
+        if isinstance(value, Tensor):
+            raise ExpressionError(f"a list holds numbers, texts, true/false or shapes, but `{_source(element)}` is "
+                                  f"{_show(value)}")
+    return values
+
+
 def _subscript(node: ast.Subscript, env: dict) -> Any:
     value = _eval(node.value, env)
     if not isinstance(value, (tuple, list)):
@@ -307,7 +323,7 @@ def _subscript(node: ast.Subscript, env: dict) -> Any:
     if not isinstance(index, int) or isinstance(index, bool):
         raise ExpressionError(f"an index must be a whole number (got {_show(index)} in `{_source(node)}`)")
     if not -len(value) <= index < len(value):
-        raise ExpressionError(f"index {index} is out of range for {_show(tuple(value))} in `{_source(node)}`")
+        raise ExpressionError(f"index {index} is out of range for {_show(value)} in `{_source(node)}`")
     return value[index]
 
 

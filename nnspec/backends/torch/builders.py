@@ -100,7 +100,8 @@ def _normalization(node, shapes):
     axis = node.attrs.get("axis")
     axes = () if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
     kept = tuple(sorted({a % len(x) for a in axes}))
-    return L.Normalization(len(x), kept, tuple(int(x[d]) for d in kept), node.attrs["invert"])
+    return L.Normalization(len(x), kept, tuple(int(x[d]) for d in kept), node.attrs["invert"],
+                           node.attrs.get("mean"), node.attrs.get("variance"))
 
 
 def _prelu(node, shapes):

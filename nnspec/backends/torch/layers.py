@@ -605,15 +605,25 @@ class GroupNorm(KerasLayer, nn.Module):
 
 
 class Normalization(KerasLayer, nn.Module):
-    """Keras's Normalization: (x - mean) / max(sqrt(variance), 1e-7), or its inverse; buffers ``mean``,
-    ``variance`` (shaped like the kept axes) and ``count``, all non-trainable, as Keras stores them."""
+    """Keras's Normalization: (x - mean) / max(sqrt(variance), 1e-7), or its inverse.
 
-    def __init__(self, input_rank: int, kept: tuple[int, ...], stat_shape: tuple[int, ...], invert: bool):
+    Without ``mean``/``variance`` it has the buffers ``mean``, ``variance`` (shaped like the kept axes)
+    and ``count``, all non-trainable, as Keras stores them; with them (numbers or lists aligned with
+    the last kept axes) they are constants, not part of the state dict, as Keras keeps them.
+    """
+
+    def __init__(self, input_rank: int, kept: tuple[int, ...], stat_shape: tuple[int, ...], invert: bool,
+                 mean=None, variance=None):
         super().__init__()
         self.invert = invert
         self.broadcast = [1] * input_rank
         for d, size in zip(kept, stat_shape, strict=True):
             self.broadcast[d] = size
+        if mean is not None and variance is not None:
+            for key, value in (("mean", mean), ("variance", variance)):
+                constant = torch.as_tensor(value, dtype=torch.float32).expand(stat_shape).clone()
+                self.register_buffer(key, constant, persistent=False)
+            return
         self.register_buffer("mean", torch.zeros(stat_shape))
         self.register_buffer("variance", torch.ones(stat_shape))
         self.register_buffer("count", torch.zeros((), dtype=torch.int64))
