@@ -61,7 +61,7 @@ _INITIALIZER_DEFAULTS = {"RandomNormal": {"mean": 0.0, "stddev": 0.05}, "RandomU
                          "TruncatedNormal": {"mean": 0.0, "stddev": 0.05}, "Orthogonal": {"gain": 1.0}}
 
 
-def _initializer(value: Any, where: str, notes: list[str], default: Any) -> Any:
+def _initializer(value: Any, where: str, notes: dict[str, list[str]], default: Any) -> Any:
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, dict):
@@ -74,8 +74,9 @@ def _initializer(value: Any, where: str, notes: list[str], default: Any) -> Any:
         extra = set(config) - set(_INITIALIZER_DEFAULTS.get(cls, {}))
         if name in INITIALIZERS and plain and not extra:
             return name
-        notes.append(f"{where}: initializer {cls}({', '.join(f'{k}={v}' for k, v in config.items())}) has no nnspec "
-                     f"name; the spec keeps {default} (only fresh training is affected: imported weights are exact)")
+        what = f"initializer {cls}({', '.join(f'{k}={v}' for k, v in config.items())}) has no nnspec name; the " \
+            f"spec keeps {default} (only fresh training is affected: imported weights are exact)"
+        notes.setdefault(what, []).append(where)
         return default
     return value
 
@@ -110,7 +111,7 @@ def _same(a: Any, b: Any) -> bool:
     return _compact(_plain(a)) == _compact(_plain(b))
 
 
-def _attrs(cls: type[LayerType], config: dict[str, Any], where: str, notes: list[str]) -> dict[str, Any]:
+def _attrs(cls: type[LayerType], config: dict[str, Any], where: str, notes: dict[str, list[str]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, attr in cls.attributes.items():
         if key not in config:
@@ -196,7 +197,7 @@ def import_model(model: Any, name: str | None = None, fold_blocks: bool = True) 
     written as blocks (``fold_blocks=False``: every layer listed)."""
     catalog = _catalog_by_keras_class()
     layers, input_names, output_names = _layers_of(model)
-    notes: list[str] = []
+    approximated: dict[str, list[str]] = {}  # what was approximated -> where (`layer `x`.kernel_initializer`)
     inputs: dict[str, Any] = {}
     consumers: dict[str, int] = {}
     for item in layers:
@@ -246,7 +247,7 @@ def import_model(model: Any, name: str | None = None, fold_blocks: bool = True) 
             inner = config["layer"]
             config["layer"] = _snake(inner["class_name"])
             config.update({k: v for k, v in inner["config"].items() if k not in ("name", "trainable", "dtype")})
-        attrs = _attrs(cls, config, where, notes)
+        attrs = _attrs(cls, config, where, approximated)
         if "pool_size" in cls.attributes and "strides" in attrs:
             pool = attrs.get("pool_size", cls.attributes["pool_size"].default)
             if _same(attrs["strides"], pool):
@@ -262,6 +263,7 @@ def import_model(model: Any, name: str | None = None, fold_blocks: bool = True) 
     first = input_names[0] if len(input_names) == 1 else None
     trunk = [flat(item) for item in order]
     ends = [flat(item) for item in sinks]
+    notes = [_note(what, where) for what, where in approximated.items()]
     last = trunk[-1].name if trunk else first
     spec: dict[str, Any] = {"name": name or model.name, "inputs": inputs}
     flat_spec = dict(spec, encoder=[layer_item(layer, _before(trunk, i, first)) for i, layer in enumerate(trunk)])
@@ -289,6 +291,14 @@ def import_model(model: Any, name: str | None = None, fold_blocks: bool = True) 
                      "every layer")
         return Imported(text, notes)
     return Imported(folded_text, notes)
+
+
+def _note(what: str, where: list[str]) -> str:
+    """One note for every place the same thing was approximated: the first few named, the rest counted."""
+    if len(where) == 1:
+        return f"{where[0]}: {what}"
+    shown = ", ".join(where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")
+    return f"{len(where)} attributes ({shown}): {what}"
 
 
 def _before(layers: list[FlatLayer], i: int, first: str | None) -> str | None:
