@@ -28,6 +28,7 @@ MODELS = {
     "mobilenet_v2.yaml": ("MobileNetV2", "mobilenet_v2", "MobileNetV2"),
     "mobilenet_v3_small.yaml": ("MobileNetV3Small", "mobilenet_v3", "MobileNetV3"),
     "resnet50.yaml": ("ResNet50", "resnet", "ResNet"),
+    "resnet_v2.yaml": ("ResNet50V2", "resnet", ("ResNet", "residual_block_v2", "stack_residual_blocks_v2")),
     "xception.yaml": ("Xception", "xception", "Xception"),
 }
 
@@ -110,3 +111,25 @@ def test_application_matches_keras(file):
         got = module_(torch.from_numpy(x)).numpy()
     print(f"torch {np.max(np.abs(got - want)):.3g}")
     _same(got, want)
+
+
+# a family's other sizes: spec file -> (keras.applications constructor, the spec's var settings)
+SIZES = [
+    ("resnet_v2.yaml", "ResNet101V2", ["vars.depth=101"]),
+    ("resnet_v2.yaml", "ResNet152V2", ["vars.depth=152"]),
+]
+
+
+@pytest.mark.parametrize(("file", "constructor", "overrides"), SIZES, ids=[size[1] for size in SIZES])
+def test_application_sizes_match_keras(file, constructor, overrides):
+    """The family's other sizes, selected by vars: the model name, every layer's name, output shape and
+    parameter count, and the totals, as Keras builds them (no forward pass: the canonical size has one)."""
+    import keras
+
+    keras.backend.clear_session()
+    model = getattr(keras.applications, constructor)(weights=None)
+    spec = nnspec.load(APPS / file, overrides=overrides)
+    assert spec.name == model.name
+    assert spec.total_params == model.count_params()
+    assert spec.trainable_params == sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert _spec_rows(spec) == _keras_rows(model)

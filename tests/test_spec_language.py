@@ -397,3 +397,70 @@ def test_lists_in_expressions():
         evaluate("${2 * [1, 2]}", {})
     with pytest.raises(ExpressionError, match="a list holds numbers, texts, true/false or shapes"):
         evaluate("${[input][0]}", {"input": Tensor("x", lambda name: (None, 4))})
+
+
+# -- blocks with several inputs and outputs; references computed by expressions -------------------------------
+
+CELLS = """
+inputs: {x: {shape: [8, 8, 4]}}
+blocks:
+  cell:  # Keras's `x, p = cell(x, p)`: reads two layers, gives its result and its own first input
+    inputs: [ip, p]
+    outputs: [$prev, ip]
+    params: {filters: 6}
+    layers:
+      - conv2d: {name: adjust, filters: $filters, kernel_size: 1, inputs: p, when: "${channels(p) != filters}"}
+      - conv2d: {name: h, filters: $filters, kernel_size: 1, inputs: ip}
+      - add: {name: out, inputs: [h, adjust]}
+encoder:
+  - conv2d: {name: stem, filters: 4, kernel_size: 1}
+  - block: {use: cell, prefix: "c${block_index}_", repeat: 3, inputs: [$prev, x], name: [last, p3]}
+  - concatenate: {name: joined, inputs: [last, p3]}
+"""
+
+
+def test_a_repeated_block_with_two_inputs_feeds_its_outputs_to_the_next_repetition():
+    s = load(CELLS)
+    nodes = s.graph.nodes
+    # repetition 0 reads (stem, x); repetition 1 reads (c0_out, stem); repetition 2 (c1_out, c0_out)
+    assert nodes["c0_h"].inputs == ["stem"] and nodes["c0_adjust"].inputs == ["x"]
+    assert nodes["c1_h"].inputs == ["c0_out"] and nodes["c1_adjust"].inputs == ["stem"]
+    assert nodes["c2_h"].inputs == ["c1_out"]
+    # `channels(p)` reads the second input's shape: c2's p (c0_out) has 6 channels already, so no adjustment
+    assert "c2_adjust" not in nodes and nodes["c2_out"].inputs == ["c2_h", "c0_out"]
+    # `name: [last, p3]` names both outputs of the last repetition
+    assert nodes["joined"].inputs == ["c2_out", "c1_out"]
+    assert s.analysis.nodes["joined"].output_shape == (None, 8, 8, 12)
+
+
+def test_references_in_inputs_may_be_computed():
+    s = load("""
+vars: {wide: false, stage: 2}
+inputs: {x: {shape: [8, 8, 3]}}
+encoder:
+  - conv2d: {name: conv_2, filters: 4, kernel_size: 1}
+  - conv2d: {name: narrow, filters: 4, kernel_size: 1, inputs: x}
+  - conv2d: {name: broad, filters: 8, kernel_size: 1, inputs: x}
+  - add: {name: sum, inputs: ["conv_${stage}", "${'broad' if wide else 'narrow'}"]}
+  - concatenate: {inputs: [sum, broad]}
+""")
+    assert s.graph.nodes["sum"].inputs == ["conv_2", "narrow"]
+
+
+def test_block_input_and_output_mistakes_are_located():
+    bad = CELLS.replace("inputs: [$prev, x], name: [last, p3]", "inputs: [$prev], name: [last, p3]")
+    with pytest.raises(nnspec.SpecError) as err:
+        load(bad)
+    assert "block `cell` reads 2 inputs (ip, p), got ['$prev']" in str(err.value)
+    bad = CELLS.replace("outputs: [$prev, ip]", "outputs: [$prev]")
+    with pytest.raises(nnspec.SpecError) as err:
+        load(bad)
+    assert "block `cell` reads 2 input(s) but gives 1 output(s)" in str(err.value)
+    bad = CELLS.replace("outputs: [$prev, ip]", "outputs: [$prev, nope]")
+    with pytest.raises(nnspec.SpecError) as err:
+        load(bad)
+    assert "block `cell` gives `nope`, which is not one of its layers or inputs" in str(err.value)
+    bad = CELLS.replace("params: {filters: 6}", "params: {filters: 6, p: 1}")
+    with pytest.raises(nnspec.SpecError) as err:
+        load(bad)
+    assert "input name `p` is also a parameter of block `cell`" in str(err.value)

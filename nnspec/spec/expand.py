@@ -370,7 +370,7 @@ class _Expander:
         if "when" in raw:
             keep = self._condition(raw["when"], env, prev, (*attrs_path, "when"), (*path, "when"), note)
             if not keep:
-                inputs = self._resolve_inputs(raw.get("inputs"), cls, path, attrs_path, prev, scope, note)
+                inputs = self._resolve_inputs(raw.get("inputs"), cls, path, attrs_path, prev, scope, note, env)
                 local = raw.get("name")
                 if keep is False and isinstance(local, str) and inputs:
                     self._bind(local, inputs[0], scope, block)  # a skipped layer passes its input through
@@ -405,7 +405,7 @@ class _Expander:
             self.diags.extend(errors)
             ok = False
         # Inputs are resolved even when attributes are wrong, so reference errors show too.
-        inputs = self._resolve_inputs(attrs.get("inputs"), cls, path, attrs_path, prev, scope, note)
+        inputs = self._resolve_inputs(attrs.get("inputs"), cls, path, attrs_path, prev, scope, note, env)
         if not ok or inputs is None or ("name" in attrs and not isinstance(attrs["name"], str)):
             if isinstance(local, str):
                 scope[local] = local  # keep later references quiet
@@ -435,7 +435,7 @@ class _Expander:
         self.graph.add(node)
         return name
 
-    def _resolve_inputs(self, given, cls, path, attrs_path, prev, scope, note):
+    def _resolve_inputs(self, given, cls, path, attrs_path, prev, scope, note, env):
         if given is None:
             if cls.min_inputs > 1:
                 self.error(attrs_path, f"{cls.name} merges {cls.min_inputs} or more tensors: name them with "
@@ -456,7 +456,11 @@ class _Expander:
             return None  # the layer's schema reports it
         names = [given] if isinstance(given, str) else list(given)
         resolved = []
-        for ref in names:
+        for i, ref in enumerate(names):
+            ref = self._reference(ref, env, prev, (*attrs_path, "inputs", *((i,) if isinstance(given, list) else ())),
+                                  note)
+            if ref is None:
+                return None  # reported
             target = self._lookup(ref, prev, scope)
             if target is None:
                 self._reference_error(ref, attrs_path, path, scope, note)
@@ -469,6 +473,24 @@ class _Expander:
                        shown=(*path, "inputs"))
             return None
         return resolved
+
+    def _reference(self, ref: str, env: dict, prev: str | None, path: tuple, note: str) -> str | None:
+        """A reference as written, or the layer name an expression in it gives: `"${'a' if c else 'b'}"`,
+        `"normal_concat_${i}"`, or `$p` for a block input (a layer output). None when that fails (reported)."""
+        if not (is_expression(ref) or has_template(ref)):
+            return ref
+        try:
+            value = _substitute(ref, self.tensor_env(env, prev))
+        except ExpressionError as exc:
+            self.expression_error(exc, path, f"inputs: {exc}{note}")
+            return None
+        if isinstance(value, Tensor):
+            return value.name
+        if not isinstance(value, str) or not value:
+            self.error(path, f"inputs: `{ref}` gives {value!r}, not the name of a layer{note}", "type",
+                       hint="an expression in `inputs:` must give a layer's name, e.g. `\"${'a' if wide else 'b'}\"`")
+            return None
+        return value
 
     def _lookup(self, ref, prev, scope):
         if ref == "$input":
@@ -537,27 +559,37 @@ class _Expander:
     def _block_use(self, use, path, section, prev, scope, env, outer):
         """`- block: {use, repeat, with, name, prefix, inputs, when}`: the block's layers, once per repetition.
 
-        Returns the name of the last node (or ``prev`` when nothing was added).
+        A block reads one layer, or the several its definition declares (`inputs: [x, skip]`), and gives
+        its last layer, or the several its `outputs:` lists; a repeated use feeds each repetition's
+        outputs to the next one's inputs (Python's `x, p = cell(x, p)`). Returns the name of the (first)
+        output node, or ``prev`` when nothing was added.
         """
         note = outer.note if outer else ""
         header = self._block_header(use, path)
         if header is None:
             return prev
         name, definition, params, given = header
+        declared = definition.get("inputs") or []
+        outputs = definition.get("outputs") or ["$prev"]
         if "when" in use:
             keep = self._condition(use["when"], env, prev, (*path, "when"), (*path, "when"), note)
             if not keep:
-                if keep is False and isinstance(use.get("name"), str):
-                    self._bind_use_name(use["name"], prev, path, scope, outer, note)
+                sources = self._block_inputs(use, name, declared, path, prev, scope, env, note) if keep is False else None
+                if sources is not None:  # a skipped use passes its inputs through
+                    self._bind_use_names(use.get("name"), sources, path, scope, outer, note)
                 return prev
         repeat = self._repeat(use, definition, path, env, prev, note)
         if repeat is None:
             return prev
-        if use.get("inputs") is not None:
-            target = self._block_input(use["inputs"], path, prev, scope, note)
-            if target is None:
-                return prev
-            prev = target
+        if repeat > 1 and len(outputs) != max(len(declared), 1):
+            self.error((*path, "repeat"), f"block `{name}` reads {max(len(declared), 1)} input(s) but gives "
+                       f"{len(outputs)} output(s), so one repetition cannot feed the next{note}", "value",
+                       hint="declare as many `outputs:` as `inputs:` in the block, or use it without `repeat`")
+            return prev
+        sources = self._block_inputs(use, name, declared, path, prev, scope, env, note)
+        if sources is None:
+            return prev
+        prev = sources[0]
         label_base = use.get("name") if isinstance(use.get("name"), str) else name
         for r in range(repeat):
             errors_before = len(self.diags)
@@ -568,7 +600,7 @@ class _Expander:
                 counters["block_count"] = self.block_counts.get(name, 0)
             # The use's own fields are the caller's: evaluated in its scope, with this repetition's counters.
             caller_env = {**self.tensor_env(env, prev), **counters}
-            inner_env = self._parameters(name, params, given, caller_env, counters, prev, path, note)
+            inner_env = self._parameters(name, params, given, caller_env, counters, sources, declared, path, note)
             self.block_uses[label_base] = self.block_uses.get(label_base, 0) + 1
             label = f"{label_base}{self.block_uses[label_base]}"
             prefix = self._prefix(use, label, caller_env, path, outer, note)
@@ -576,16 +608,46 @@ class _Expander:
                 return prev
             ctx = _BlockCtx(name=name, use_path=path[:-1], label=label, repeat=r, index=index, prefix=prefix)
             self.block_stack.append(name)
+            inner_scope = {"$input": prev, **dict(zip(declared, sources, strict=False))}
             try:
                 prev = self._layers(definition.get("layers") or [], ("blocks", name, "layers"), section, prev,
-                                    {"$input": prev}, block=ctx, env=inner_env)
+                                    inner_scope, block=ctx, env=inner_env)
             finally:
                 self.block_stack.pop()
             if len(self.diags) > errors_before and not self.dry:
+                sources = [prev] * len(outputs)
                 break  # the block is in error: repeating it would only repeat the same errors
-        if isinstance(use.get("name"), str):
-            self._bind_use_name(use["name"], prev, path, scope, outer, note)
+            sources = self._block_outputs(name, outputs, inner_env, prev, inner_scope, ctx.note) or [prev] * len(outputs)
+            prev = sources[0]
+        self._bind_use_names(use.get("name"), sources, path, scope, outer, note)
         return prev
+
+    def _bind_use_names(self, names, nodes, path, scope, block, note) -> None:
+        """A use's `name:` (one text for its first output, or a list naming each output) bound to ``nodes``."""
+        if isinstance(names, str):
+            self._bind_use_name(names, nodes[0], path, scope, block, note)
+        elif isinstance(names, list):
+            if len(names) != len(nodes):
+                self.error((*path, "name"), f"`name` lists {len(names)} name(s) for {len(nodes)} output(s){note}",
+                           "value", hint="name every output of the block, in the order of its `outputs:`")
+                return
+            for local, node in zip(names, nodes, strict=True):
+                self._bind_use_name(local, node, path, scope, block, note)
+
+    def _block_outputs(self, name, outputs, env, last, scope, note) -> list[str] | None:
+        """The nodes a block definition's `outputs:` names (after one repetition), or None (reported)."""
+        nodes = []
+        for i, ref in enumerate(outputs):
+            where = ("blocks", name, "outputs", i)
+            ref = self._reference(ref, env, last, where, note) if isinstance(ref, str) else None
+            target = self._lookup(ref, last, scope) if ref is not None else None
+            if target is None:
+                if ref is not None:
+                    self.error(where, f"block `{name}` gives `{ref}`, which is not one of its layers or inputs{note}",
+                               "reference", hint="outputs name layers of the block, its inputs, or `$prev`")
+                return None
+            nodes.append(target)
+        return nodes
 
     def _block_header(self, use, path):
         """The used block (name, definition, params, with-values), or None when the use is refused (reported)."""
@@ -634,6 +696,13 @@ class _Expander:
                 self.error(("blocks", name, "params", key), f"`{key}` is a reserved name in expressions; choose "
                            "another", "value", key=True, hint=f"reserved: {', '.join(RESERVED)}")
                 return None
+        declared = definition.get("inputs") or []
+        for i, key in enumerate(declared):
+            if key in RESERVED or key in params or key in declared[:i]:
+                what = ("a reserved name in expressions" if key in RESERVED else "given twice" if key in declared[:i]
+                        else f"also a parameter of block `{name}`")
+                self.error(("blocks", name, "inputs", i), f"input name `{key}` is {what}; choose another", "value")
+                return None
         return name, definition, params, given
 
     def _repeat(self, use, definition, path, env, prev, note) -> int | None:
@@ -653,26 +722,47 @@ class _Expander:
             return None
         return repeat
 
-    def _block_input(self, given, path, prev, scope, note) -> str | None:
-        """The node a use's `inputs:` names, or None (reported)."""
+    def _block_inputs(self, use, name, declared, path, prev, scope, env, note) -> list[str] | None:
+        """The nodes a use's `inputs:` names (default: the previous layer), one per input the block
+        declares; None (reported) when they cannot be found."""
+        given = use.get("inputs")
+        if given is None:
+            if len(declared) > 1:
+                self.error(path, f"block `{name}` reads {len(declared)} inputs ({', '.join(declared)}): give them "
+                           f"with `inputs: [...]`{note}", "missing", hint=f"e.g. `inputs: [$prev, {declared[1]}]`")
+                return None
+            return [prev]  # None without a previous layer: the block's first layer says which input it reads
         refs = [given] if isinstance(given, str) else given
-        if not isinstance(refs, list) or len(refs) != 1 or not isinstance(refs[0], str):
-            self.error((*path, "inputs"), f"a block reads one layer: `inputs: NAME` (got {refs!r}){note}", "type")
+        if len(declared) <= 1 and (not isinstance(refs, list) or len(refs) != 1):
+            self.error((*path, "inputs"), f"a block reads one layer unless its definition declares several "
+                       f"(`inputs: [x, skip]`): write `inputs: NAME` (got {refs!r}){note}", "type")
             return None
-        target = self._lookup(refs[0], prev, scope)
-        if target is None:
-            self._reference_error(refs[0], path, path, scope, note)
-        return target
+        if len(declared) > 1 and (not isinstance(refs, list) or len(refs) != len(declared)):
+            self.error((*path, "inputs"), f"block `{name}` reads {len(declared)} inputs ({', '.join(declared)}), "
+                       f"got {refs!r}{note}", "type", hint=f"write `inputs: [{', '.join(declared)}]` with your layers")
+            return None
+        nodes = []
+        for i, ref in enumerate(refs):
+            ref = self._reference(ref, env, prev, (*path, "inputs", *((i,) if isinstance(given, list) else ())), note)
+            target = self._lookup(ref, prev, scope) if ref is not None else None
+            if target is None:
+                if ref is not None:
+                    self._reference_error(ref, path, path, scope, note)
+                return None
+            nodes.append(target)
+        return nodes
 
-    def _parameters(self, name, params, given, caller_env, counters, prev, path, note) -> dict | None:
-        """The scope of one repetition: vars, counters, `input`, and every parameter in order.
+    def _parameters(self, name, params, given, caller_env, counters, sources, declared, path, note) -> dict | None:
+        """The scope of one repetition: vars, counters, `input` and the declared inputs (layer outputs),
+        and every parameter in order.
 
         A `with:` value is evaluated in the caller's scope; a default in the block's own scope, so it
         may use the parameters above it. None when one fails (reported).
         """
         inner_env = {**self.env, **counters}
-        if prev is not None:
-            inner_env["input"] = Tensor(prev, self.shape_of)
+        inner_env.update({key: Tensor(node, self.shape_of) for key, node in zip(["input", *declared],
+                                                                                [sources[0], *sources], strict=False)
+                          if node is not None})
         ok = True
         for key, default in params.items():
             try:

@@ -265,20 +265,23 @@ CONDITION = {
     "description": "Include this only when the condition holds, e.g. `\"${stride == 2 and not last}\"`.",
 }
 
+_use_name = {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 100}
+
 BLOCK_USE = _obj(
     {
         "use": {"type": "string", "description": "Name of a block in `blocks:`."},
         "repeat": {"anyOf": [_pos_int, {"$ref": "#/$defs/expression"}], "description": "How many times. Default: 1."},
         "with": {"type": "object", "description": "Values for the block's parameters, evaluated in the caller's "
                  "scope (with this repetition's repeat_index and block_index)."},
-        "name": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 100,
+        "name": {"anyOf": [_use_name, {"type": "array", "items": _use_name, "minItems": 1, "maxItems": 16}],
                  "description": "A name for the block's output (the last repetition's), read like a layer's: `inputs: [branch_a, branch_b]`. Also the base of the default prefix (NAME1_, "
-                 "NAME2_, ...)."},
+                 "NAME2_, ...). A list names each of the outputs the block declares (`name: [x, p]`)."},
         "prefix": {"type": "string", "description": "Name template put in front of every named layer inside, "
                    "per repetition, e.g. `block2${letter(repeat_index)}_` gives block2a_expand_conv, "
                    "block2b_expand_conv. Default: BLOCK1_, BLOCK2_, ..."},
         "inputs": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
-                   "description": "The layer the block reads. Default: the previous layer."},
+                   "description": "The layer the block reads, or one per input the block declares. Default: the "
+                   "previous layer."},
         "when": {"$ref": "#/$defs/condition"},
     },
     "Use a reusable block, optionally repeated.",
@@ -328,9 +331,18 @@ def skeleton() -> dict:
                     {
                         "params": {"type": "object", "description": "Parameters and their defaults; a default may "
                                    "use vars, earlier parameters, repeat_index, block_index and `input`."},
+                        "inputs": {"type": "array", "minItems": 1, "maxItems": 16,
+                                   "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                                   "description": "Names for the layers the block reads, when it reads several "
+                                   "(`[x, skip]`): references and layer outputs in expressions inside "
+                                   "(`channels(skip)`); a use passes them with `inputs: [a, b]`. Default: one, `$input`."},
+                        "outputs": {"type": "array", "minItems": 1, "maxItems": 16, "items": {"type": "string"},
+                                    "description": "What the block gives, when it gives several (`[$prev, x]`: its "
+                                    "last layer and its input `x`); a repeated use feeds them to the next "
+                                    "repetition's inputs, and a use's `name: [a, b]` names them. Default: `[$prev]`."},
                         "layers": {**layer_list, "minItems": 1},
                     },
-                    "A reusable block: `$input` names the block's input inside it (`input` in expressions).",
+                    "A reusable block: `$input` names the block's (first) input inside it (`input` in expressions).",
                     ("layers",),
                 ),
             },
