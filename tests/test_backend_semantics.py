@@ -106,6 +106,50 @@ def test_default_initialisers_have_keras_statistics(backend):
     assert np.abs(e).max() <= 0.05 and np.std(e) == pytest.approx(0.1 / np.sqrt(12), rel=0.1)
 
 
+CONFIGURED_SPEC = """
+name: configured
+inputs:
+  x: {shape: [12, 12, 32]}
+encoder:
+  - conv2d: {name: fan_out, filters: 64, kernel_size: 3,
+             kernel_initializer: {variance_scaling: {scale: 2.0, mode: fan_out, distribution: untruncated_normal}},
+             bias_initializer: {constant: {value: 0.5}}}
+  - conv2d: {name: uniform, filters: 48, kernel_size: 3, kernel_initializer: {variance_scaling: {distribution: uniform}}}
+  - conv2d: {name: truncated, filters: 40, kernel_size: 3, kernel_initializer: {variance_scaling: {scale: 0.5, mode: fan_avg}}}
+  - flatten
+  - dense: {name: narrow, units: 300, kernel_initializer: {random_normal: {mean: 0.1, stddev: 0.01}}}
+"""
+
+
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_initialisers_with_settings_have_keras_statistics(backend):
+    """`{variance_scaling: {scale, mode, distribution}}` and friends: torch draws with nnspec's numpy
+    initialisers, an unseeded Keras build with Keras's own; both have the settings' statistics."""
+    from nnspec.backends import get_backend
+
+    spec = _load(CONFIGURED_SPEC)
+    mod = get_backend(backend)
+    w = mod.get_weights(mod.build(spec, seed=0 if backend == "torch" else None), spec)
+    k = w["fan_out/kernel"]  # untruncated normal, variance 2 / fan_out (fan_out = 3 * 3 * 64)
+    assert np.std(k) == pytest.approx(np.sqrt(2 / (9 * 64)), rel=0.03)
+    assert np.abs(k).max() > 2.5 * np.sqrt(2 / (9 * 64))  # not truncated
+    assert np.all(w["fan_out/bias"] == 0.5)
+    u = w["uniform/kernel"]  # uniform, variance 1 / fan_in: U(-l, l), l = sqrt(3 / (9 * 64))
+    limit = np.sqrt(3 / (9 * 64))
+    assert np.abs(u).max() <= limit and np.abs(u).max() > 0.99 * limit
+    t = w["truncated/kernel"]  # truncated normal (Keras's default), variance 0.5 / fan_avg
+    std = np.sqrt(0.5 / (9 * (48 + 40) / 2))
+    assert np.std(t) == pytest.approx(std, rel=0.05)
+    assert np.abs(t).max() <= 2 * std / 0.87962566103423978 + 1e-6
+    n = w["narrow/kernel"]
+    assert np.mean(n) == pytest.approx(0.1, abs=1e-3) and np.std(n) == pytest.approx(0.01, rel=0.03)
+
+
+def test_a_wrong_initializer_setting_is_a_located_error():
+    problems = nnspec.check("bad.yaml", text=CONFIGURED_SPEC.replace("mode: fan_out", "mode: sideways"))
+    assert len(problems) == 1 and problems[0].line == 7 and "kernel_initializer" in str(problems[0])
+
+
 def _same_weights(spec, seed=0):
     from nnspec.backends import keras as kb
     from nnspec.backends import torch as tb

@@ -101,6 +101,28 @@ def test_repeated_blocks_are_imported_as_blocks():
     assert spec.total_params == model.count_params()
 
 
+def test_initializers_with_settings_come_back_as_keras_wrote_them():
+    """EfficientNetB0's convolutions draw from VarianceScaling(2.0, fan_out), its head from
+    VarianceScaling(1/3, fan_out, uniform): the spec says so, and its Keras build has the same configs."""
+    import keras
+
+    from nnspec.backends import keras as kb
+    from nnspec.backends.keras.importer import open_model
+
+    model = open_model("keras.applications.EfficientNetB0")
+    imported, spec, _ = import_keras(model)
+    assert imported.notes == []
+    assert "kernel_initializer: {variance_scaling: {scale: 2.0, mode: fan_out}}" in imported.text
+    rebuilt = kb.build(spec)
+
+    def config(layer, key):
+        return keras.initializers.serialize(getattr(layer, key))["config"]
+
+    for name, key in [("stem_conv", "kernel_initializer"), ("block2a_dwconv", "depthwise_initializer"),
+                      ("predictions", "kernel_initializer"), ("predictions", "bias_initializer")]:
+        assert config(rebuilt.get_layer(name), key) == config(model.get_layer(name), key)
+
+
 def test_the_cli_writes_a_checkable_spec_and_its_weights(tmp_path):
     import keras
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from nnspec.diagnostics import Diagnostic
 from nnspec.errors import SpecError
-from nnspec.layers.base import Param
+from nnspec.layers.base import CONFIGURED_INITIALIZERS, Initializer, Param
 
 # Keras's factor for the bare strings `l1`, `l2`, `l1_l2` (keras.regularizers.L1(0.01), L2(0.01)).
 DEFAULT_REGULARIZATION = 0.01
@@ -113,44 +113,62 @@ def _orthogonal(rng: np.random.Generator, shape) -> np.ndarray:
     return q.reshape(shape)
 
 
-def initialize(name: str, shape, rng: np.random.Generator) -> np.ndarray:
-    """One Keras initialiser by name, in numpy (float32)."""
-    shape = tuple(shape)
+_NAMED_SCALING = {  # Keras's variance-scaling initialisers by name: (scale, mode, distribution)
+    "glorot_uniform": (1.0, "fan_avg", "uniform"),
+    "glorot_normal": (1.0, "fan_avg", "truncated_normal"),
+    "he_uniform": (2.0, "fan_in", "uniform"),
+    "he_normal": (2.0, "fan_in", "truncated_normal"),
+    "lecun_uniform": (1.0, "fan_in", "uniform"),
+    "lecun_normal": (1.0, "fan_in", "truncated_normal"),
+}
+
+
+def _variance_scaling(rng: np.random.Generator, shape, scale: float, mode: str, distribution: str) -> np.ndarray:
+    """Keras's ``VarianceScaling``: variance ``scale / n`` with n the fan in, fan out or their mean."""
     fan_in, fan_out = compute_fans(shape)
-    scaling = {
-        "glorot_uniform": (1.0, (fan_in + fan_out) / 2, "uniform"),
-        "glorot_normal": (1.0, (fan_in + fan_out) / 2, "normal"),
-        "he_uniform": (2.0, fan_in, "uniform"),
-        "he_normal": (2.0, fan_in, "normal"),
-        "lecun_uniform": (1.0, fan_in, "uniform"),
-        "lecun_normal": (1.0, fan_in, "normal"),
-    }
-    if name in scaling:
-        scale, n, dist = scaling[name]
-        n = max(1.0, n)
-        if dist == "uniform":
-            limit = math.sqrt(3.0 * scale / n)
-            out = rng.uniform(-limit, limit, shape)
-        else:
-            out = _truncated_normal(rng, shape, math.sqrt(scale / n) / _TRUNCATION_STD)
+    n = max(1.0, {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode])
+    if distribution == "uniform":
+        limit = math.sqrt(3.0 * scale / n)
+        return rng.uniform(-limit, limit, shape)
+    if distribution == "untruncated_normal":
+        return rng.normal(0.0, math.sqrt(scale / n), shape)
+    return _truncated_normal(rng, shape, math.sqrt(scale / n) / _TRUNCATION_STD)
+
+
+def initialize(initializer: Initializer, shape, rng: np.random.Generator) -> np.ndarray:
+    """One Keras initialiser -- a name (``he_normal``) or one with its settings (``{variance_scaling:
+    {scale: 2.0, mode: fan_out}}``, missing settings at Keras's defaults) -- in numpy (float32)."""
+    shape = tuple(shape)
+    if isinstance(initializer, dict):
+        (name, given), = initializer.items()
+        settings = {key: default for key, (_, default) in CONFIGURED_INITIALIZERS[name].items()}
+        settings.update(given or {})
+    else:
+        name, settings = initializer, {}
+    if name in _NAMED_SCALING:
+        out = _variance_scaling(rng, shape, *_NAMED_SCALING[name])
+    elif name == "variance_scaling":
+        out = _variance_scaling(rng, shape, float(settings["scale"]), settings["mode"], settings["distribution"])
     elif name == "orthogonal":
-        out = _orthogonal(rng, shape)
+        out = _orthogonal(rng, shape) * float(settings.get("gain", 1.0))
     elif name == "zeros":
         out = np.zeros(shape)
     elif name == "ones":
         out = np.ones(shape)
+    elif name == "constant":
+        out = np.full(shape, float(settings["value"]))
     elif name == "random_normal":
-        out = rng.normal(0.0, 0.05, shape)
+        out = rng.normal(settings.get("mean", 0.0), settings.get("stddev", 0.05), shape)
     elif name == "random_uniform":
-        out = rng.uniform(-0.05, 0.05, shape)
+        out = rng.uniform(settings.get("minval", -0.05), settings.get("maxval", 0.05), shape)
     elif name == "truncated_normal":
-        out = _truncated_normal(rng, shape, 0.05)
+        out = settings.get("mean", 0.0) + _truncated_normal(rng, shape, settings.get("stddev", 0.05))
     else:
         raise ValueError(f"unknown initializer {name!r}")
     return np.asarray(out, dtype=np.float32)
 
 
-def _initializer_of(node, param: Param) -> str:
+def _initializer_of(node, param: Param) -> Initializer:
     """The parameter's own declaration says how it is drawn (see :class:`nnspec.layers.base.Param`)."""
     name = param.initializer_for(node.attrs)
     if name is None:

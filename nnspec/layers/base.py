@@ -53,7 +53,46 @@ INITIALIZERS = (
     "random_uniform",
     "truncated_normal",
 )
+# Initializers written with their settings, `{variance_scaling: {scale: 2.0, mode: fan_out}}`: each one's
+# settings with their schema and default (Keras's).
+CONFIGURED_INITIALIZERS: dict[str, dict[str, tuple[dict, Any]]] = {
+    "variance_scaling": {
+        "scale": ({"type": "number", "exclusiveMinimum": 0}, 1.0),
+        "mode": ({"enum": ["fan_in", "fan_out", "fan_avg"]}, "fan_in"),
+        "distribution": ({"enum": ["truncated_normal", "untruncated_normal", "uniform"]}, "truncated_normal"),
+    },
+    "random_normal": {"mean": ({"type": "number"}, 0.0), "stddev": ({"type": "number", "minimum": 0}, 0.05)},
+    "truncated_normal": {"mean": ({"type": "number"}, 0.0), "stddev": ({"type": "number", "minimum": 0}, 0.05)},
+    "random_uniform": {"minval": ({"type": "number"}, -0.05), "maxval": ({"type": "number"}, 0.05)},
+    "constant": {"value": ({"type": "number"}, 0.0)},
+    "orthogonal": {"gain": ({"type": "number"}, 1.0)},
+}
+# An initializer: a name from INITIALIZERS, or one CONFIGURED_INITIALIZERS entry with its settings.
+Initializer = str | dict[str, dict[str, Any]]
 REGULARIZERS = ("l1", "l2", "l1_l2")
+
+
+def initializer_schema() -> dict:
+    """The JSON Schema of an initializer: a name, or one configured initializer with its settings."""
+    return {
+        "anyOf": [
+            {"enum": list(INITIALIZERS)},
+            {
+                "type": "object",
+                "properties": {
+                    name: {
+                        "type": "object",
+                        "properties": {key: schema for key, (schema, _) in settings.items()},
+                        "additionalProperties": False,
+                    }
+                    for name, settings in CONFIGURED_INITIALIZERS.items()
+                },
+                "additionalProperties": False,
+                "minProperties": 1,
+                "maxProperties": 1,
+            },
+        ]
+    }
 DTYPES = ("float32", "float64", "float16", "bfloat16", "int32", "int64", "uint8", "bool")
 
 
@@ -99,7 +138,7 @@ class Attr:
         elif kind == "activation":
             s = {"enum": list(ACTIVATIONS)}
         elif kind == "initializer":
-            s = {"enum": list(INITIALIZERS)}
+            s = initializer_schema()
         elif kind == "ints":
             one = {"type": "integer", **num}
             s = {
@@ -160,7 +199,8 @@ class Attr:
             "str": "a text",
             "enum": "one of " + ", ".join(map(str, self.choices)),
             "activation": "an activation name (relu, sigmoid, softmax, ...)",
-            "initializer": "an initializer name (glorot_uniform, he_normal, ...)",
+            "initializer": "an initializer name (glorot_uniform, he_normal, ...) or one with settings, "
+                           "e.g. {variance_scaling: {scale: 2.0, mode: fan_out}}",
             "ints": f"an integer or a list of {self.length} integers",
             "int_list": "a list of integers",
             "regularizer": "l1, l2, l1_l2 or a mapping like {l2: 0.001}",
@@ -227,9 +267,9 @@ class Param:
     name: str
     shape: tuple[int, ...]
     trainable: bool = True
-    initializer: str | None = None
+    initializer: Initializer | None = None
     initializer_attr: str | None = None
-    default_initializer: str | None = None
+    default_initializer: Initializer | None = None
     regularizer_attr: str | None = None
     # A fixed initial value from the spec (a number or nested tuples, broadcast to ``shape``), used
     # instead of the initializer: e.g. normalization's mean and variance.
@@ -247,8 +287,9 @@ class Param:
         if self.regularizer_attr is None:
             object.__setattr__(self, "regularizer_attr", regularizer)
 
-    def initializer_for(self, attrs: dict) -> str | None:
-        """The Keras initialiser name that draws this parameter for a node with ``attrs``."""
+    def initializer_for(self, attrs: dict) -> Initializer | None:
+        """The Keras initialiser (a name, or one with settings) that draws this parameter for a node
+        with ``attrs``."""
         if self.initializer:
             return self.initializer
         if self.initializer_attr:
@@ -337,6 +378,8 @@ class LayerType:
             if not strict and key == "name":
                 template = {"type": "string", "pattern": r"\$\{", "description": "A name template: `conv${stage}_1`."}
                 s = {"anyOf": [s, template], "description": s.get("description", "")}
+            if not strict and attr.kind == "initializer":  # one shared definition in the published schema
+                s = {"$ref": "#/$defs/initializer", **{k: s[k] for k in ("description", "default") if k in s}}
             if not strict and key not in ("name", "inputs"):
                 s = {"anyOf": [s, {"$ref": "#/$defs/expression"}], "description": s.get("description", "")}
             props[key] = s

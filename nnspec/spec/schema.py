@@ -398,6 +398,7 @@ def layer_item_schema(types: dict) -> dict:
 
 def full_schema() -> dict:
     """The published schema: skeleton + every layer's fragment (expressions allowed)."""
+    from nnspec.layers.base import initializer_schema
     from nnspec.layers.registry import all_types
 
     types = all_types(include_plugins=False)
@@ -412,5 +413,6 @@ def full_schema() -> dict:
         "group": GROUP,
         "condition": CONDITION,
         "expression": EXPRESSION,
+        "initializer": initializer_schema(),
     }
     return s

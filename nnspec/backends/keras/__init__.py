@@ -44,15 +44,29 @@ def _reg(value):
     return keras.regularizers.L1L2(l1=factors[0], l2=factors[1])
 
 
+_KERAS_INITIALIZERS = {"variance_scaling": "VarianceScaling", "random_normal": "RandomNormal",
+                       "truncated_normal": "TruncatedNormal", "random_uniform": "RandomUniform",
+                       "constant": "Constant", "orthogonal": "Orthogonal"}
+
+
+def _init(value):
+    """An nnspec initializer as Keras takes it: a name, or ``{variance_scaling: {...}}`` as the Keras
+    initializer object with those settings."""
+    if isinstance(value, dict):
+        (name, settings), = value.items()
+        return keras.initializers.get({"class_name": _KERAS_INITIALIZERS[name], "config": dict(settings or {})})
+    return value
+
+
 def _weights_kwargs(a: dict, kernel: str = "kernel") -> dict:
     kw = {
         "use_bias": a["use_bias"],
-        "bias_initializer": a["bias_initializer"],
+        "bias_initializer": _init(a["bias_initializer"]),
         "bias_regularizer": _reg(a.get("bias_regularizer")),
         "activity_regularizer": _reg(a.get("activity_regularizer")),
     }
     if kernel == "kernel":
-        kw["kernel_initializer"] = a["kernel_initializer"]
+        kw["kernel_initializer"] = _init(a["kernel_initializer"])
         kw["kernel_regularizer"] = _reg(a.get("kernel_regularizer"))
     return kw
 
@@ -72,7 +86,7 @@ def _depthwise(node):
     return L.DepthwiseConv2D(
         a["kernel_size"], strides=a["strides"], padding=a["padding"], depth_multiplier=a["depth_multiplier"],
         dilation_rate=a["dilation_rate"], activation=a["activation"],
-        depthwise_initializer=a["depthwise_initializer"], depthwise_regularizer=_reg(a.get("depthwise_regularizer")),
+        depthwise_initializer=_init(a["depthwise_initializer"]), depthwise_regularizer=_reg(a.get("depthwise_regularizer")),
         **_weights_kwargs(a, kernel="depthwise"),
     )
 
@@ -82,7 +96,7 @@ def _separable(node):
     return L.SeparableConv2D(
         a["filters"], a["kernel_size"], strides=a["strides"], padding=a["padding"],
         depth_multiplier=a["depth_multiplier"], dilation_rate=a["dilation_rate"], activation=a["activation"],
-        depthwise_initializer=a["depthwise_initializer"], pointwise_initializer=a["pointwise_initializer"],
+        depthwise_initializer=_init(a["depthwise_initializer"]), pointwise_initializer=_init(a["pointwise_initializer"]),
         depthwise_regularizer=_reg(a.get("depthwise_regularizer")),
         pointwise_regularizer=_reg(a.get("pointwise_regularizer")),
         **_weights_kwargs(a, kernel="depthwise"),
@@ -94,7 +108,7 @@ def _rnn(cls, only: tuple[str, ...] = ("recurrent_activation", "unit_forget_bias
         a = node.attrs
         kw = dict(
             activation=a["activation"], return_sequences=a["return_sequences"], go_backwards=a.get("go_backwards", False),
-            dropout=a["dropout"], recurrent_initializer=a["recurrent_initializer"],
+            dropout=a["dropout"], recurrent_initializer=_init(a["recurrent_initializer"]),
             recurrent_regularizer=_reg(a.get("recurrent_regularizer")), **_weights_kwargs(a), **name,
         )
         kw.update({k: a[k] for k in only if k in a})
@@ -157,7 +171,7 @@ def _activation(function: str | None = None):
 BUILDERS = {
     "dense": lambda n: L.Dense(n.attrs["units"], activation=n.attrs["activation"], **_weights_kwargs(n.attrs)),
     "embedding": lambda n: L.Embedding(
-        n.attrs["input_dim"], n.attrs["output_dim"], embeddings_initializer=n.attrs["embeddings_initializer"],
+        n.attrs["input_dim"], n.attrs["output_dim"], embeddings_initializer=_init(n.attrs["embeddings_initializer"]),
         embeddings_regularizer=_reg(n.attrs.get("embeddings_regularizer")), mask_zero=n.attrs["mask_zero"],
     ),
     "flatten": lambda n: L.Flatten(),
@@ -214,7 +228,7 @@ BUILDERS = {
     "leaky_relu": lambda n: L.LeakyReLU(negative_slope=n.attrs["negative_slope"]),
     "elu": lambda n: L.ELU(alpha=n.attrs["alpha"]),
     "softmax": lambda n: L.Softmax(axis=n.attrs["axis"]),
-    "prelu": lambda n: L.PReLU(alpha_initializer=n.attrs["alpha_initializer"],
+    "prelu": lambda n: L.PReLU(alpha_initializer=_init(n.attrs["alpha_initializer"]),
                                alpha_regularizer=_reg(n.attrs.get("alpha_regularizer")),
                                shared_axes=_tuple(n.attrs.get("shared_axes"))),
     **{name: _activation(name) for name in ("sigmoid", "tanh", "softplus", "swish", "silu", "gelu", "linear",

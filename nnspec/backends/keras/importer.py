@@ -57,23 +57,24 @@ def _catalog_by_keras_class() -> dict[str, type[LayerType]]:
     return out
 
 
-_INITIALIZER_DEFAULTS = {"RandomNormal": {"mean": 0.0, "stddev": 0.05}, "RandomUniform": {"minval": -0.05, "maxval": 0.05},
-                         "TruncatedNormal": {"mean": 0.0, "stddev": 0.05}, "Orthogonal": {"gain": 1.0}}
-
-
 def _initializer(value: Any, where: str, notes: dict[str, list[str]], default: Any) -> Any:
+    """A Keras initializer's config as nnspec writes it: a name (``he_normal``) when Keras's settings are
+    that name's defaults, else the name with its settings (``{variance_scaling: {scale: 2.0, mode:
+    fan_out}}``); one nnspec cannot write keeps ``default`` and is noted."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, dict):
         cls = value.get("class_name", "")
         config = {k: v for k, v in dict(value.get("config") or {}).items() if v is not None and k != "seed"}
         name = _snake(cls)
-        from nnspec.layers.base import INITIALIZERS
+        from nnspec.layers.base import CONFIGURED_INITIALIZERS, INITIALIZERS
 
-        plain = all(config.get(k, v) == v for k, v in _INITIALIZER_DEFAULTS.get(cls, {}).items())
-        extra = set(config) - set(_INITIALIZER_DEFAULTS.get(cls, {}))
-        if name in INITIALIZERS and plain and not extra:
-            return name
+        settings = CONFIGURED_INITIALIZERS.get(name, {})
+        if name == "variance_scaling" and config.get("distribution") == "normal":
+            config["distribution"] = "truncated_normal"  # Keras's old name for it
+        if (name in INITIALIZERS or name in CONFIGURED_INITIALIZERS) and set(config) <= set(settings):
+            changed = {k: v for k, v in config.items() if v != settings[k][1]}
+            return name if not changed and name in INITIALIZERS else {name: changed}
         what = f"initializer {cls}({', '.join(f'{k}={v}' for k, v in config.items())}) has no nnspec name; the " \
             f"spec keeps {default} (only fresh training is affected: imported weights are exact)"
         notes.setdefault(what, []).append(where)
