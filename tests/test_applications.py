@@ -115,6 +115,9 @@ def test_application_matches_keras(file):
 
 # a family's other sizes: spec file -> (keras.applications constructor, the spec's var settings)
 SIZES = [
+    # B1 (depth only), B2 (width 1.1, odd feature maps: padding read from the input) and B5; B3, B4, B6, B7
+    # match too but take 2-6 s each to build in Keras on 2 cores
+    *[("efficientnet_b0.yaml", f"EfficientNetB{n}", [f"vars.size={n}"]) for n in (1, 2, 5)],
     ("resnet_v2.yaml", "ResNet101V2", ["vars.depth=101"]),
     ("resnet_v2.yaml", "ResNet152V2", ["vars.depth=152"]),
 ]
