@@ -99,6 +99,8 @@ def test_repeated_blocks_are_imported_as_blocks():
         use = f"- block: {{use: block, repeat: {repeat}, prefix: 'conv{stage}_block${{repeat_index + 2}}_'"
         assert use + (f", with: {{filters: {filters}}}}}" if filters else "}") in text
     assert spec.total_params == model.count_params()
+    # values as a person writes them: the last axis is the default, symmetric padding one number
+    assert "axis" not in text and "- zero_padding2d: {name: conv1_pad, padding: 3}" in text
 
 
 def test_initializers_with_settings_come_back_as_keras_wrote_them():

@@ -249,6 +249,7 @@ def import_model(model: Any, name: str | None = None, fold_blocks: bool = True) 
             config["layer"] = _snake(inner["class_name"])
             config.update({k: v for k, v in inner["config"].items() if k not in ("name", "trainable", "dtype")})
         attrs = _attrs(cls, config, where, approximated)
+        _simplify(cls, attrs, _input_rank(model, item["name"]))
         if "pool_size" in cls.attributes and "strides" in attrs:
             pool = attrs.get("pool_size", cls.attributes["pool_size"].default)
             if _same(attrs["strides"], pool):
@@ -292,6 +293,39 @@ def import_model(model: Any, name: str | None = None, fold_blocks: bool = True) 
                      "every layer")
         return Imported(text, notes)
     return Imported(folded_text, notes)
+
+
+def _input_rank(model: Any, name: str) -> int | None:
+    """The rank (batch included) of a layer's (first) input, or None when Keras does not say."""
+    try:
+        tensor = model.get_layer(name).input
+    except (ValueError, AttributeError):
+        return None
+    tensor = tensor[0] if isinstance(tensor, (list, tuple)) else tensor
+    shape = getattr(tensor, "shape", None)
+    return len(shape) if shape is not None else None
+
+
+def _simplify(cls: type[LayerType], attrs: dict[str, Any], rank: int | None) -> None:
+    """Write values the way a person would: the last axis as nnspec's default -1 (Keras records 3 for a
+    4-D input), symmetric 2-D padding and cropping as one number or [rows, cols]."""
+    axis = cls.attributes.get("axis")
+    if axis is not None and axis.default == -1 and rank is not None and "axis" in attrs:
+        value = attrs["axis"]
+        if value == rank - 1 or value == [rank - 1]:
+            del attrs["axis"]
+    for key, attr in cls.attributes.items():
+        value = attrs.get(key)
+        if attr.kind != "padding2d" or not isinstance(value, list) or len(value) != 2:
+            continue
+        if all(isinstance(v, list) and len(v) == 2 and v[0] == v[1] for v in value):
+            value = [value[0][0], value[1][0]]
+        if all(isinstance(v, int) for v in value) and value[0] == value[1]:
+            value = value[0]
+        if value == attr.default:
+            del attrs[key]
+        else:
+            attrs[key] = value
 
 
 def _note(what: str, where: list[str]) -> str:
