@@ -29,6 +29,7 @@ MODELS = {
     "mobilenet_v3_small.yaml": ("MobileNetV3Small", "mobilenet_v3", "MobileNetV3"),
     "resnet50.yaml": ("ResNet50", "resnet", "ResNet"),
     "resnet_v2.yaml": ("ResNet50V2", "resnet", ("ResNet", "residual_block_v2", "stack_residual_blocks_v2")),
+    "vgg.yaml": ("VGG16", "vgg16", "VGG16"),
     "xception.yaml": ("Xception", "xception", "Xception"),
 }
 
@@ -120,6 +121,9 @@ SIZES = [
     *[("efficientnet_b0.yaml", f"EfficientNetB{n}", [f"vars.size={n}"]) for n in (1, 2, 5)],
     ("resnet_v2.yaml", "ResNet101V2", ["vars.depth=101"]),
     ("resnet_v2.yaml", "ResNet152V2", ["vars.depth=152"]),
+    ("resnet50.yaml", "ResNet101", ["vars.depth=101"]),
+    ("resnet50.yaml", "ResNet152", ["vars.depth=152"]),
+    ("vgg.yaml", "VGG19", ["vars.depth=19"]),
 ]
 
 
