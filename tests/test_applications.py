@@ -24,6 +24,7 @@ APPS = pathlib.Path(__file__).resolve().parent.parent / "examples" / "applicatio
 # functions, whose source the spec must be at most half of: the generic builder with the helpers it calls)
 MODELS = {
     "efficientnet_b0.yaml": ("EfficientNetB0", "efficientnet", "EfficientNet"),
+    "efficientnet_v2.yaml": ("EfficientNetV2B0", "efficientnet_v2", ("EfficientNetV2", "MBConvBlock", "FusedMBConvBlock")),
     "inception_v3.yaml": ("InceptionV3", "inception_v3", ("InceptionV3", "conv2d_bn")),
     "mobilenet_v2.yaml": ("MobileNetV2", "mobilenet_v2", "MobileNetV2"),
     "mobilenet_v3_small.yaml": ("MobileNetV3Small", "mobilenet_v3", "MobileNetV3"),
@@ -119,6 +120,10 @@ SIZES = [
     # B1 (depth only), B2 (width 1.1, odd feature maps: padding read from the input) and B5; B3, B4, B6, B7
     # match too but take 2-6 s each to build in Keras on 2 cores
     *[("efficientnet_b0.yaml", f"EfficientNetB{n}", [f"vars.size={n}"]) for n in (1, 2, 5)],
+    # B3 (width 1.2, depth 1.4), S and M (their own block tables, M with a 7th stage); B1, B2 and L match too
+    ("efficientnet_v2.yaml", "EfficientNetV2B3", ["vars.size=3"]),
+    ("efficientnet_v2.yaml", "EfficientNetV2S", ["vars.size=4"]),
+    ("efficientnet_v2.yaml", "EfficientNetV2M", ["vars.size=5"]),
     ("resnet_v2.yaml", "ResNet101V2", ["vars.depth=101"]),
     ("resnet_v2.yaml", "ResNet152V2", ["vars.depth=152"]),
     ("resnet50.yaml", "ResNet101", ["vars.depth=101"]),
