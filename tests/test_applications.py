@@ -23,6 +23,7 @@ APPS = pathlib.Path(__file__).resolve().parent.parent / "examples" / "applicatio
 # spec file -> (keras.applications constructor, the module in keras/src/applications and the function, or the
 # functions, whose source the spec must be at most half of: the generic builder with the helpers it calls)
 MODELS = {
+    "densenet.yaml": ("DenseNet121", "densenet", ("DenseNet", "dense_block", "transition_block", "conv_block")),
     "efficientnet_b0.yaml": ("EfficientNetB0", "efficientnet", "EfficientNet"),
     "efficientnet_v2.yaml": ("EfficientNetV2B0", "efficientnet_v2", ("EfficientNetV2", "MBConvBlock", "FusedMBConvBlock")),
     "inception_v3.yaml": ("InceptionV3", "inception_v3", ("InceptionV3", "conv2d_bn")),
@@ -128,6 +129,8 @@ SIZES = [
     ("resnet_v2.yaml", "ResNet152V2", ["vars.depth=152"]),
     ("resnet50.yaml", "ResNet101", ["vars.depth=101"]),
     ("resnet50.yaml", "ResNet152", ["vars.depth=152"]),
+    ("densenet.yaml", "DenseNet169", ["vars.depth=169"]),
+    ("densenet.yaml", "DenseNet201", ["vars.depth=201"]),
     ("vgg.yaml", "VGG19", ["vars.depth=19"]),
 ]
 
