@@ -29,6 +29,8 @@ MODELS = {
     "inception_v3.yaml": ("InceptionV3", "inception_v3", ("InceptionV3", "conv2d_bn")),
     "mobilenet_v2.yaml": ("MobileNetV2", "mobilenet_v2", "MobileNetV2"),
     "mobilenet_v3_small.yaml": ("MobileNetV3Small", "mobilenet_v3", "MobileNetV3"),
+    "nasnet.yaml": ("NASNetMobile", "nasnet", ("NASNet", "_separable_conv_block", "_adjust_block", "_normal_a_cell",
+                                               "_reduction_a_cell")),
     "resnet50.yaml": ("ResNet50", "resnet", "ResNet"),
     "resnet_v2.yaml": ("ResNet50V2", "resnet", ("ResNet", "residual_block_v2", "stack_residual_blocks_v2")),
     "vgg.yaml": ("VGG16", "vgg16", "VGG16"),
@@ -101,7 +103,11 @@ def test_application_matches_keras(file):
     _perturb(model)
     _, _, weights = import_keras(model)  # Keras's weights in nnspec's neutral layout, by layer name
     height, width, channels = (d or 224 for d in model.input_shape[1:])
-    x = np.random.default_rng(0).uniform(0, 255, (1, height, width, channels)).astype(np.float32)
+    # a random image, preprocessed as Keras's users do (`preprocess_input`: to [-1, 1], mean-subtracted, or
+    # left as pixels where the model rescales itself): the range the network is built for, where its scores
+    # differ rather than saturate
+    pixels = np.random.default_rng(0).uniform(0, 255, (1, height, width, channels)).astype(np.float32)
+    x = np.ascontiguousarray(keras_module.preprocess_input(pixels), dtype=np.float32)
     want = keras.ops.convert_to_numpy(model(x, training=False))
     built = kb.build(spec, seed=0)
     kb.set_weights(built, spec, weights)
@@ -116,7 +122,8 @@ def test_application_matches_keras(file):
     _same(got, want)
 
 
-# a family's other sizes: spec file -> (keras.applications constructor, the spec's var settings)
+# a family's other sizes: spec file, keras.applications constructor, the spec's var settings (one size per
+# family where the others differ only in counts: ResNet152V2 is ResNet101V2 with other stage lengths)
 SIZES = [
     # B1 (depth only), B2 (width 1.1, odd feature maps: padding read from the input) and B5; B3, B4, B6, B7
     # match too but take 2-6 s each to build in Keras on 2 cores
@@ -125,8 +132,8 @@ SIZES = [
     ("efficientnet_v2.yaml", "EfficientNetV2B3", ["vars.size=3"]),
     ("efficientnet_v2.yaml", "EfficientNetV2S", ["vars.size=4"]),
     ("efficientnet_v2.yaml", "EfficientNetV2M", ["vars.size=5"]),
+    ("nasnet.yaml", "NASNetLarge", ["vars.large=true"]),
     ("resnet_v2.yaml", "ResNet101V2", ["vars.depth=101"]),
-    ("resnet_v2.yaml", "ResNet152V2", ["vars.depth=152"]),
     ("resnet50.yaml", "ResNet101", ["vars.depth=101"]),
     ("resnet50.yaml", "ResNet152", ["vars.depth=152"]),
     ("densenet.yaml", "DenseNet169", ["vars.depth=169"]),
