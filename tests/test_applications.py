@@ -122,8 +122,8 @@ def test_application_matches_keras(file):
     _same(got, want)
 
 
-# a family's other sizes: spec file, keras.applications constructor, the spec's var settings (one size per
-# family where the others differ only in counts: ResNet152V2 is ResNet101V2 with other stage lengths)
+# a family's other sizes: spec file, keras.applications constructor, the spec's var settings (ResNet152V2 is
+# left out: ResNet101V2 with other stage lengths, and 5 s to build in Keras)
 SIZES = [
     # B1 (depth only), B2 (width 1.1, odd feature maps: padding read from the input) and B5; B3, B4, B6, B7
     # match too but take 2-6 s each to build in Keras on 2 cores
