@@ -1,7 +1,8 @@
 """keras.applications written as nnspec specs (examples/applications/): each spec builds, on both
 backends, the model Keras builds — the same layer names, output shapes and parameter counts, the same
 trainable/non-trainable totals — and, with the Keras model's own weights copied in by name, the same
-outputs on a random image. Each spec is at most half as long as the Keras function that builds the model.
+outputs on a random image (through the Keras module's `preprocess_input`, as its users feed it). Each
+spec is at most half as long as the Keras functions that build the model.
 
 The models are real (millions of parameters, seconds to build on 2 cores): one test per model, marked
 `slow` so that `-m "not slow"` leaves them out; the default run keeps them."""

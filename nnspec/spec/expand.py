@@ -7,11 +7,13 @@ or a block use's `prefix:` template such as `block1a_`) and wires inputs. All pr
 collected and raised together.
 
 Scopes: a top-level expression sees ``vars``; a block's layers see ``vars``, the block's
-parameters and its counters (``repeat_index``, ``block_index``, ``block_count``). The fields of
+parameters, its counters (``repeat_index``, ``block_index``, ``block_count``) and the layers it reads
+(``input``, or the names its definition declares: ``inputs: [ip, p]``). The fields of
 a block use (`with:`, `prefix:`) are evaluated in the caller's scope, where the counters are
 those of the repetition being expanded. Shapes are inferred on demand (``input.shape``,
 ``channels(prev)``) with the catalog's own rules (:mod:`nnspec.layers.rules`), so expansion and
-shape inference interleave.
+shape inference interleave. A block gives its last layer, or what its ``outputs:`` lists; a
+repeated use feeds each repetition's outputs to the next one's inputs.
 """
 
 from __future__ import annotations
