@@ -133,6 +133,7 @@ SIZES = [
     ("efficientnet_v2.yaml", "EfficientNetV2B3", ["vars.size=3"]),
     ("efficientnet_v2.yaml", "EfficientNetV2S", ["vars.size=4"]),
     ("efficientnet_v2.yaml", "EfficientNetV2M", ["vars.size=5"]),
+    ("mobilenet_v3_small.yaml", "MobileNetV3Large", ["vars.large=true"]),
     ("nasnet.yaml", "NASNetLarge", ["vars.large=true"]),
     ("resnet_v2.yaml", "ResNet101V2", ["vars.depth=101"]),
     ("resnet50.yaml", "ResNet101", ["vars.depth=101"]),
