@@ -28,6 +28,7 @@ MODELS = {
     "efficientnet_b0.yaml": ("EfficientNetB0", "efficientnet", "EfficientNet"),
     "efficientnet_v2.yaml": ("EfficientNetV2B0", "efficientnet_v2", ("EfficientNetV2", "MBConvBlock", "FusedMBConvBlock")),
     "inception_v3.yaml": ("InceptionV3", "inception_v3", ("InceptionV3", "conv2d_bn")),
+    "mobilenet.yaml": ("MobileNet", "mobilenet", ("MobileNet", "_conv_block", "_depthwise_conv_block")),
     "mobilenet_v2.yaml": ("MobileNetV2", "mobilenet_v2", "MobileNetV2"),
     "mobilenet_v3_small.yaml": ("MobileNetV3Small", "mobilenet_v3", "MobileNetV3"),
     "nasnet.yaml": ("NASNetMobile", "nasnet", ("NASNet", "_separable_conv_block", "_adjust_block", "_normal_a_cell",
@@ -144,17 +145,23 @@ SIZES = [
     ("densenet.yaml", "DenseNet169", ["vars.depth=169"]),
     ("densenet.yaml", "DenseNet201", ["vars.depth=201"]),
     ("vgg.yaml", "VGG19", ["vars.depth=19"]),
+    # a fourth item gives the Keras arguments that the vars stand for
+    ("mobilenet.yaml", "MobileNet", ["vars.alpha=0.75", "vars.depth_multiplier=2", "vars.resolution=192"],
+     {"alpha": 0.75, "depth_multiplier": 2, "input_shape": (192, 192, 3)}),
+    ("mobilenet.yaml", "MobileNet", ["vars.alpha=0.25", "vars.resolution=128"],
+     {"alpha": 0.25, "input_shape": (128, 128, 3)}),
 ]
 
 
-@pytest.mark.parametrize(("file", "constructor", "overrides"), SIZES, ids=[size[1] for size in SIZES])
-def test_application_sizes_match_keras(file, constructor, overrides):
+@pytest.mark.parametrize(("file", "constructor", "overrides", "arguments"), [(*size, {})[:4] for size in SIZES],
+                         ids=[size[1] + "".join(f"-{o.removeprefix('vars.')}" for o in size[2] if len(size) > 3) for size in SIZES])
+def test_application_sizes_match_keras(file, constructor, overrides, arguments):
     """The family's other sizes, selected by vars: the model name, every layer's name, output shape and
     parameter count, and the totals, as Keras builds them (no forward pass: the canonical size has one)."""
     import keras
 
     keras.backend.clear_session()
-    model = getattr(keras.applications, constructor)(weights=None)
+    model = getattr(keras.applications, constructor)(weights=None, **arguments)
     spec = nnspec.load(APPS / file, overrides=overrides)
     assert spec.name == model.name
     assert spec.total_params == model.count_params()
