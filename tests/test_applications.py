@@ -1,7 +1,7 @@
 """keras.applications written as nnspec specs (examples/applications/): each spec builds, on both
 backends, the model Keras builds — the same layer names, output shapes and parameter counts, the same
 trainable/non-trainable totals — and, with the Keras model's own weights copied in by name, the same
-outputs on a random image (through the Keras module's `preprocess_input`, as its users feed it). Each
+outputs on a random image (through the model's own `preprocess_input`, as its users feed it). Each
 spec is at most half as long as the Keras functions that build the model.
 
 The models are real (millions of parameters, seconds to build on 2 cores): one test per model, marked
@@ -112,7 +112,8 @@ def test_application_matches_keras(file):
     # left as pixels where the model rescales itself): the range the network is built for, where its scores
     # differ rather than saturate
     pixels = np.random.default_rng(0).uniform(0, 255, (1, height, width, channels)).astype(np.float32)
-    x = np.ascontiguousarray(keras_module.preprocess_input(pixels), dtype=np.float32)
+    preprocess = inspect.getmodule(getattr(keras.applications, constructor)).preprocess_input  # resnet_v2's, not resnet's
+    x = np.ascontiguousarray(preprocess(pixels), dtype=np.float32)
     want = keras.ops.convert_to_numpy(model(x, training=False))
     built = kb.build(spec, seed=0)
     kb.set_weights(built, spec, weights)
