@@ -464,3 +464,9 @@ def test_block_input_and_output_mistakes_are_located():
     with pytest.raises(nnspec.SpecError) as err:
         load(bad)
     assert "input name `p` is also a parameter of block `cell`" in str(err.value)
+
+
+def test_a_skipped_block_use_passes_its_inputs_through_to_its_names():
+    s = load(CELLS.replace("repeat: 3, inputs: [$prev, x]", "when: false, inputs: [$prev, x]"))
+    # no cell: `last` and `p3` stand for the use's inputs, stem and x
+    assert s.graph.nodes["joined"].inputs == ["stem", "x"]

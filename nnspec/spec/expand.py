@@ -145,9 +145,10 @@ class _Expander:
                     (key, attrs), = item.items()
                     if not isinstance(attrs, dict):
                         continue
-                    name = attrs.get("name")
-                    if isinstance(name, str) and not has_template(name):
-                        names.setdefault(name, (*base, i))
+                    given = attrs.get("name")
+                    for name in given if isinstance(given, list) else [given]:  # a block use may name several outputs
+                        if isinstance(name, str) and not has_template(name):
+                            names.setdefault(name, (*base, i))
                     if key == "group" and isinstance(attrs.get("layers"), list):
                         visit(attrs["layers"], (*base, i, "group", "layers"))
 
