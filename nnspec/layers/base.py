@@ -219,7 +219,8 @@ COMMON_ATTRS: dict[str, Attr] = {
     "name": Attr("name", "Layer name (letters, digits, _); defaults to Keras's automatic name (conv2d, conv2d_1, ...)."),
     "inputs": Attr(
         "any",
-        "Earlier layers or graph inputs this layer reads, by name; defaults to the previous layer.",
+        "Earlier layers or graph inputs this layer reads, by name (or a name computed: `\"conv_${i}\"`); defaults "
+        "to the previous layer.",
     ),
     "trainable": Attr("bool", "false freezes the layer's weights.", default=True),
     "when": Attr("bool", "Include the layer only when this holds, e.g. `\"${stride == 2}\"`; a skipped layer's "
