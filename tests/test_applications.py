@@ -1,8 +1,8 @@
 """keras.applications written as nnspec specs (examples/applications/): each spec builds, on both
 backends, the model Keras builds — the same layer names, output shapes and parameter counts, the same
-trainable/non-trainable totals — and, with the Keras model's own weights copied in by name, the same
-outputs on a random image (through the model's own `preprocess_input`, as its users feed it). Each
-spec is at most half as long as the Keras functions that build the model.
+trainable/non-trainable totals, the same initializers — and, with the Keras model's own weights copied in
+by name, the same outputs on a random image (through the model's own `preprocess_input`, as its users
+feed it). Each spec is at most half as long as the Keras functions that build the model.
 
 The models are real (millions of parameters, seconds to build on 2 cores): one test per model, marked
 `slow` so that `-m "not slow"` leaves them out; the default run keeps them."""
@@ -49,6 +49,14 @@ def _keras_rows(model) -> dict[str, tuple[tuple, int]]:
 
 def _spec_rows(spec) -> dict[str, tuple[tuple, int]]:
     return {name: (tuple(info.output_shape[1:]), info.param_count) for name, info in spec.analysis.nodes.items()}
+
+
+def _initializers(model) -> dict[tuple[str, str], tuple[str, dict]]:
+    """Every layer's initializers: (layer, attribute) -> (class, settings without the seed), so a fresh
+    model starts from the same distributions (EfficientNet's VarianceScaling(fan_out), Keras's defaults)."""
+    return {(layer.name, attr): (type(init).__name__, {k: v for k, v in init.get_config().items() if k != "seed"})
+            for layer in model.layers for attr in ("kernel_initializer", "depthwise_initializer", "bias_initializer")
+            if (init := getattr(layer, attr, None)) is not None}
 
 
 def _perturb(model) -> None:
@@ -116,6 +124,7 @@ def test_application_matches_keras(file):
     x = np.ascontiguousarray(preprocess(pixels), dtype=np.float32)
     want = keras.ops.convert_to_numpy(model(x, training=False))
     built = kb.build(spec, seed=0)
+    assert _initializers(built) == _initializers(model)
     kb.set_weights(built, spec, weights)
     got_keras = keras.ops.convert_to_numpy(built(x, training=False))
     print(f"{file}: max |difference| keras {np.max(np.abs(got_keras - want)):.3g}", end=" ")
