@@ -145,6 +145,19 @@ def test_initialisers_with_settings_have_keras_statistics(backend):
     assert np.mean(n) == pytest.approx(0.1, abs=1e-3) and np.std(n) == pytest.approx(0.01, rel=0.03)
 
 
+@pytest.mark.keras
+def test_left_out_initializer_settings_take_keras_defaults_in_keras_builds():
+    """`{constant: {}}` is Constant(0.0) (Keras's own config cannot leave `value` out; an imported
+    Constant(0.0) is written so), `{random_uniform: {maxval: 0.1}}` keeps minval -0.05."""
+    from nnspec.backends import keras as kb
+
+    spec = _load("inputs: {x: {shape: [64]}}\nencoder:\n  - dense: {name: d, units: 400, bias_initializer: {constant: {}},"
+                 " kernel_initializer: {random_uniform: {maxval: 0.1}}}\n")
+    w = kb.get_weights(kb.build(spec, seed=None), spec)
+    assert np.all(w["d/bias"] == 0)
+    assert -0.05 <= w["d/kernel"].min() < -0.049 and 0.099 < w["d/kernel"].max() <= 0.1
+
+
 def test_a_wrong_initializer_setting_is_a_located_error():
     problems = nnspec.check("bad.yaml", text=CONFIGURED_SPEC.replace("mode: fan_out", "mode: sideways"))
     assert len(problems) == 1 and problems[0].line == 7 and "kernel_initializer" in str(problems[0])

@@ -26,6 +26,7 @@ from nnspec.backends.common import (  # noqa: E402
 )
 from nnspec.backends.keras.layers import attention_needs_explicit_scores, average_pooling  # noqa: E402
 from nnspec.layers import registry
+from nnspec.layers.base import CONFIGURED_INITIALIZERS
 from nnspec.layers.shape_utils import normalize_padding2d  # noqa: E402
 
 __all__ = ["BUILDERS", "EXPORT_FORMATS", "NAME", "build", "export", "get_weights", "layer_counts", "runner",
@@ -51,10 +52,12 @@ _KERAS_INITIALIZERS = {"variance_scaling": "VarianceScaling", "random_normal": "
 
 def _init(value):
     """An nnspec initializer as Keras takes it: a name, or ``{variance_scaling: {...}}`` as the Keras
-    initializer object with those settings."""
+    initializer object with those settings (left-out ones at Keras's defaults: `{constant: {}}` is
+    Constant(0.0), which Keras's own config cannot leave out)."""
     if isinstance(value, dict):
-        (name, settings), = value.items()
-        return keras.initializers.get({"class_name": _KERAS_INITIALIZERS[name], "config": dict(settings or {})})
+        (name, given), = value.items()
+        settings = {key: default for key, (_, default) in CONFIGURED_INITIALIZERS[name].items()} | dict(given or {})
+        return keras.initializers.get({"class_name": _KERAS_INITIALIZERS[name], "config": settings})
     return value
 
 
