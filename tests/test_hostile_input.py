@@ -348,3 +348,23 @@ def test_no_corpus_case_reaches_the_internal_error_safety_net(tmp_path, name, te
         code = main(argv, out=io.StringIO(), err=err)
         assert code in (0, 1), f"{argv[0]}: exit {code}: {err.getvalue()[-500:]}"
         assert "internal error" not in err.getvalue()
+
+
+@pytest.mark.parametrize("declared", ["inputs: [35, {a: 1}]", "inputs: x", "outputs: [$prev, 7]", "outputs: {a: b}"])
+def test_a_block_with_malformed_inputs_or_outputs_is_an_error_not_a_crash(declared):
+    """Found by the fuzzer: a block's `inputs:` holding a mapping crashed expansion (unhashable dict)."""
+    text = f"""
+name: m
+inputs:
+  img: {{shape: [4, 4, 3]}}
+blocks:
+  cell:
+    {declared}
+    layers: [relu]
+encoder:
+  - block: {{use: cell}}
+  - flatten
+"""
+    problems = nnspec.check("m.yaml", text=text)
+    assert problems and all(p.line > 0 for p in problems)
+    assert any(p.line == 7 for p in problems), [str(p) for p in problems]

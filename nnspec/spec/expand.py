@@ -842,7 +842,8 @@ def _sane(data: dict) -> dict:
             out[key] = {k: v for k, v in value.items() if isinstance(v, list)}
         elif key == "blocks" and isinstance(value, dict):
             out[key] = {k: v for k, v in value.items() if isinstance(v, dict) and isinstance(v.get("layers"), list)
-                        and isinstance(v.get("params") or {}, dict)}
+                        and isinstance(v.get("params") or {}, dict) and _names_list(v.get("inputs"))
+                        and _names_list(v.get("outputs"))}
         elif key == "vars" and isinstance(value, dict):
             # only usable values: a list or mapping var was reported and must not feed expressions
             out[key] = {k: v for k, v in value.items() if isinstance(v, (int, float, str, bool)) and not is_huge(v)}
@@ -851,6 +852,11 @@ def _sane(data: dict) -> dict:
         elif key == "name" and isinstance(value, str):
             out[key] = value
     return out
+
+
+def _names_list(value: Any) -> bool:
+    """A block's `inputs:`/`outputs:` usable for expansion: left out, or a list of texts."""
+    return value is None or (isinstance(value, list) and all(isinstance(item, str) for item in value))
 
 
 def _block_counts(src: Source) -> dict[str, int]:
