@@ -105,7 +105,9 @@ def train(spec, backend: str = "torch", epochs: int | None = None, batch_size: i
     device = loop_module.select_device(settings.device)  # fail before loading data
     collective, device = _join(loop_module, world, device)
     try:
-        return _train_new(spec, overrides, loop_module, device, collective, replicas, out, stream, callbacks, name)
+        result = _train_new(spec, overrides, loop_module, device, collective, replicas, out, stream, callbacks, name)
+        collective.barrier()  # every replica is past its last collective before any tears the group down
+        return result
     finally:
         collective.close()
 
@@ -794,7 +796,9 @@ def _resume_locked(run: RunDir, epochs: int | None, stream, callbacks, device: s
                 stream.write("no epoch had completed: starting at epoch 1\n")
         elif stream:
             stream.write(f"continuing after epoch {state['epoch']} of {settings.epochs}\n")
-        return _train_one(spec, settings, run, splits, loop_module, stream, callbacks, state, collective=collective)
+        result = _train_one(spec, settings, run, splits, loop_module, stream, callbacks, state, collective=collective)
+        collective.barrier()  # every replica is past its last collective before any tears the group down
+        return result
     except KeyboardInterrupt:
         raise RunInterrupted(run.path) from None
     finally:
