@@ -5,6 +5,8 @@ tests/golden/language.yaml; these tests pin what a valid spec expands to."""
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 
 import nnspec
@@ -470,3 +472,27 @@ def test_a_skipped_block_use_passes_its_inputs_through_to_its_names():
     s = load(CELLS.replace("repeat: 3, inputs: [$prev, x]", "when: false, inputs: [$prev, x]"))
     # no cell: `last` and `p3` stand for the use's inputs, stem and x
     assert s.graph.nodes["joined"].inputs == ["stem", "x"]
+
+
+def test_require_refuses_a_var_the_family_does_not_have_and_names_its_value():
+    """A family spec's size var (ResNet's depth) takes only the sizes it has; `--set vars.depth=34` was built
+    silently as the largest structure under the name resnet34 before `require:`."""
+    import nnspec
+    from nnspec.errors import SpecError
+
+    spec = pathlib.Path(__file__).resolve().parent.parent / "examples" / "applications" / "resnet50.yaml"
+    assert nnspec.load(spec, overrides=["vars.depth=101"]).name == "resnet101"
+    with pytest.raises(SpecError) as caught:
+        nnspec.load(spec, overrides=["vars.depth=34"])
+    (problem,) = caught.value.diagnostics
+    assert "50, 101 or 152" in problem.message and "depth=34" in problem.message and problem.line > 0
+
+
+def test_in_and_not_in_look_in_lists_only():
+    from nnspec.spec.expr import ExpressionError, evaluate
+
+    assert evaluate("${x in [1, 2]}", {"x": 2}) is True
+    assert evaluate("${x not in [1, 2]}", {"x": 2}) is False
+    assert evaluate("${'relu' in ['relu', 'gelu']}", {}) is True
+    with pytest.raises(ExpressionError, match="`in` looks in a list"):
+        evaluate("${x in 3}", {"x": 3})

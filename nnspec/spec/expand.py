@@ -206,6 +206,7 @@ class _Expander:
     # -- main -------------------------------------------------------------------------------
     def run(self) -> Graph:
         d = self.data
+        self._requirements()
         for name, attrs in (d.get("inputs") or {}).items():
             self._add_input(name, attrs)
         if "encoder" in d and "backbone" in d:
@@ -239,6 +240,25 @@ class _Expander:
             self.graph.heads["output"] = prev
         self._check_loss()
         return self.graph
+
+    def _requirements(self) -> None:
+        """`require:` -- each check on the vars must hold; a failing one is its message with the values of
+        the vars it reads (so `--set vars.depth=34` is told why)."""
+        if self.dry:
+            return
+        for i, item in enumerate(self.data.get("require") or []):
+            path = ("require", i, "check")
+            try:
+                holds = truth(_substitute(item["check"], self.env), "the check")
+            except ExpressionError as exc:
+                self.expression_error(exc, path, f"require: {exc}")
+                continue
+            if not holds:
+                text = str(item["check"])
+                used = [f"{k}={v!r}" for k, v in self.env.items() if re.search(rf"\b{re.escape(k)}\b", text)]
+                got = f" (got {', '.join(used)})" if used else ""
+                self.error(path, f"{item['message']}{got}", "value",
+                           hint="change the var (`--set vars.NAME=VALUE` or the spec's `vars:`)")
 
     def _add_input(self, name, attrs):
         path = ("inputs", name)
@@ -849,6 +869,9 @@ def _sane(data: dict) -> dict:
             out[key] = {k: v for k, v in value.items() if isinstance(v, (int, float, str, bool)) and not is_huge(v)}
         elif key == "loss" and isinstance(value, (str, dict)):
             out[key] = value
+        elif key == "require" and isinstance(value, list):
+            out[key] = [item for item in value if isinstance(item, dict) and isinstance(item.get("message"), str)
+                        and "check" in item]
         elif key == "name" and isinstance(value, str):
             out[key] = value
     return out

@@ -5,7 +5,8 @@ What an expression may use:
 - numbers, `true`/`false`, quoted text (`'relu'`), and names bound in ``vars``, block parameters
   and the counters ``repeat_index`` / ``block_index`` / ``block_count``;
 - arithmetic ``+ - * / // % **`` and unary minus, on numbers only (text never takes part);
-- comparisons ``== != < <= > >=`` (chains allowed; ordering on numbers only), ``and``, ``or``,
+- comparisons ``== != < <= > >=`` (chains allowed; ordering on numbers only), ``x in [a, b]`` and
+  ``not in`` (membership in a list), ``and``, ``or``,
   ``not`` on true/false values, and ``A if CONDITION else B``;
 - the functions ``min max round int abs ceil floor`` on numbers, ``letter(i)`` (0 -> 'a', as Keras
   names block1a, block1b, ...), ``len(x)`` and ``channels(t)``;
@@ -49,6 +50,8 @@ _CMP: dict[type, Callable[[Any, Any], bool]] = {
     ast.LtE: operator.le,
     ast.Gt: operator.gt,
     ast.GtE: operator.ge,
+    ast.In: lambda item, items: item in items,
+    ast.NotIn: lambda item, items: item not in items,
 }
 _NUMERIC_FUNCS: dict[str, Callable[..., Any]] = {
     "min": min,
@@ -67,7 +70,7 @@ MAX_SOURCE = 200
 MAX_NODES = 200  # syntax-tree nodes per expression
 MAX_MAGNITUDE = 10**18  # no attribute is anywhere near this; bigger numbers are a mistake or an attack
 MAX_NDIGITS = 30  # round(x, n): |n| at most this
-ALLOWED = "numbers, names, lists [a, b][i], + - * / // % **, comparisons, and/or/not, `A if C else B`, " + ", ".join(
+ALLOWED = "numbers, names, lists [a, b][i], + - * / // % **, comparisons, `in` a list, and/or/not, `A if C else B`, " + ", ".join(
     [*_NUMERIC_FUNCS, "letter", "len", "channels"]
 )
 
@@ -294,7 +297,11 @@ def _compare(node: ast.Compare, env: dict) -> bool:
     left = _eval(node.left, env)
     for op, right_node in zip(node.ops, node.comparators, strict=True):
         right = _eval(right_node, env)
-        if not isinstance(op, (ast.Eq, ast.NotEq)) and not (_is_number(left) and _is_number(right)):
+        if isinstance(op, (ast.In, ast.NotIn)):
+            if not isinstance(right, list):
+                raise ExpressionError(f"`{_source(node)}`: `in` looks in a list, e.g. `depth in [50, 101, 152]` "
+                                      f"(got {_show(right)})")
+        elif not isinstance(op, (ast.Eq, ast.NotEq)) and not (_is_number(left) and _is_number(right)):
             bad = left if not _is_number(left) else right
             raise ExpressionError(f"`{_source(node)}` orders {_show(bad)}; `<`, `<=`, `>`, `>=` compare numbers")
         if isinstance(left, Tensor) or isinstance(right, Tensor):

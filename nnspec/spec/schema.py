@@ -317,6 +317,22 @@ def skeleton() -> dict:
                 "description": "Named values usable as `$name` or `${expr}` in attributes.",
                 "additionalProperties": {"type": ["number", "string", "boolean"]},
             },
+            "require": {
+                "type": "array",
+                "description": "Conditions the `vars` must meet, each with the message a user gets when it fails: "
+                "`- {check: \"${depth in [50, 101, 152]}\", message: \"depth is 50, 101 or 152\"}`.",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["check", "message"],
+                    "properties": {
+                        "check": {"anyOf": [{"type": "boolean"}, {"$ref": "#/$defs/expression"}],
+                                  "description": "A condition on vars: `${size in [0, 1, 2]}`."},
+                        "message": {"type": "string", "minLength": 1,
+                                    "description": "What must hold, in words (the vars' values are added)."},
+                    },
+                },
+            },
             "inputs": {
                 "type": "object",
                 "minProperties": 1,
