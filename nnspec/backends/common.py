@@ -14,7 +14,7 @@ import numpy as np
 
 from nnspec.diagnostics import Diagnostic
 from nnspec.errors import SpecError
-from nnspec.layers.base import CONFIGURED_INITIALIZERS, Initializer, Param
+from nnspec.layers.base import Initializer, Param, initializer_settings
 
 # Keras's factor for the bare strings `l1`, `l2`, `l1_l2` (keras.regularizers.L1(0.01), L2(0.01)).
 DEFAULT_REGULARIZATION = 0.01
@@ -139,18 +139,13 @@ def initialize(initializer: Initializer, shape, rng: np.random.Generator) -> np.
     """One Keras initialiser -- a name (``he_normal``) or one with its settings (``{variance_scaling:
     {scale: 2.0, mode: fan_out}}``, missing settings at Keras's defaults) -- in numpy (float32)."""
     shape = tuple(shape)
-    if isinstance(initializer, dict):
-        (name, given), = initializer.items()
-        settings = {key: default for key, (_, default) in CONFIGURED_INITIALIZERS[name].items()}
-        settings.update(given or {})
-    else:
-        name, settings = initializer, {}
+    name, settings = initializer_settings(initializer)
     if name in _NAMED_SCALING:
         out = _variance_scaling(rng, shape, *_NAMED_SCALING[name])
     elif name == "variance_scaling":
         out = _variance_scaling(rng, shape, float(settings["scale"]), settings["mode"], settings["distribution"])
     elif name == "orthogonal":
-        out = _orthogonal(rng, shape) * float(settings.get("gain", 1.0))
+        out = _orthogonal(rng, shape) * float(settings["gain"])
     elif name == "zeros":
         out = np.zeros(shape)
     elif name == "ones":
@@ -158,11 +153,11 @@ def initialize(initializer: Initializer, shape, rng: np.random.Generator) -> np.
     elif name == "constant":
         out = np.full(shape, float(settings["value"]))
     elif name == "random_normal":
-        out = rng.normal(settings.get("mean", 0.0), settings.get("stddev", 0.05), shape)
+        out = rng.normal(settings["mean"], settings["stddev"], shape)
     elif name == "random_uniform":
-        out = rng.uniform(settings.get("minval", -0.05), settings.get("maxval", 0.05), shape)
+        out = rng.uniform(settings["minval"], settings["maxval"], shape)
     elif name == "truncated_normal":
-        out = settings.get("mean", 0.0) + _truncated_normal(rng, shape, settings.get("stddev", 0.05))
+        out = settings["mean"] + _truncated_normal(rng, shape, settings["stddev"])
     else:
         raise ValueError(f"unknown initializer {name!r}")
     return np.asarray(out, dtype=np.float32)

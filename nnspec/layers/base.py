@@ -69,6 +69,15 @@ CONFIGURED_INITIALIZERS: dict[str, dict[str, tuple[dict, Any]]] = {
 }
 # An initializer: a name from INITIALIZERS, or one CONFIGURED_INITIALIZERS entry with its settings.
 Initializer = str | dict[str, dict[str, Any]]
+
+
+def initializer_settings(initializer: Initializer) -> tuple[str, dict[str, Any]]:
+    """(name, settings) of an initializer, every setting it leaves out at Keras's default
+    (``random_normal`` alone is mean 0, stddev 0.05; ``he_normal`` has no settings)."""
+    name, given = next(iter(initializer.items())) if isinstance(initializer, dict) else (initializer, None)
+    defaults = {key: default for key, (_, default) in CONFIGURED_INITIALIZERS.get(name, {}).items()}
+    return name, defaults | dict(given or {})
+
 REGULARIZERS = ("l1", "l2", "l1_l2")
 
 

@@ -7,7 +7,6 @@ table of rules; :func:`nnspec.lint.lint` runs them all. Pure Python: no framewor
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -16,6 +15,7 @@ from nnspec.diagnostics import Diagnostic
 from nnspec.layers.base import format_shape, prod
 from nnspec.lint import codes as C
 from nnspec.pipeline import Spec
+from nnspec.spec.expr import names_read
 from nnspec.spec.graph import Graph, Node
 
 CROSS_ENTROPY = ("categorical_crossentropy", "sparse_categorical_crossentropy")
@@ -266,13 +266,12 @@ def _windowed_after(ctx: Context, start: Node, axis: int, n: int) -> list[str]:
     return found
 
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _references(value, out: set[str]) -> None:
     """Names read by `$name` / `${expr}` strings and `name${...}` templates anywhere inside ``value``."""
-    if isinstance(value, str) and "$" in value:
-        out.update(_NAME.findall(value))
+    if isinstance(value, str):
+        out.update(names_read(value))
     elif isinstance(value, dict):
         for v in value.values():
             _references(v, out)

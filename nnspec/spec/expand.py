@@ -34,6 +34,7 @@ from nnspec.spec.expr import (
     interpolate,
     is_expression,
     is_template,
+    names_read,
     truth,
 )
 from nnspec.spec.graph import Graph, Node, node_diagnostic
@@ -254,8 +255,8 @@ class _Expander:
                 self.expression_error(exc, path, f"require: {exc}")
                 continue
             if not holds:
-                text = str(item["check"])
-                used = [f"{k}={v!r}" for k, v in self.env.items() if re.search(rf"\b{re.escape(k)}\b", text)]
+                read = names_read(item["check"])
+                used = [f"{k}={v!r}" for k, v in self.env.items() if k in read]
                 got = f" (got {', '.join(used)})" if used else ""
                 self.error(path, f"{item['message']}{got}", "value",
                            hint="change the var (`--set vars.NAME=VALUE` or the spec's `vars:`)")

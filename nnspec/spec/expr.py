@@ -116,6 +116,21 @@ def is_template(value: object) -> bool:
     return isinstance(value, str) and has_template(value) and _PART.fullmatch(value) is None
 
 
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def names_read(value: object) -> set[str]:
+    """The names a `$name`, a `${...}` or a text template reads: the words of its expression parts,
+    quoted text left out (function names come along; callers look up the names they know)."""
+    if not isinstance(value, str):
+        return set()
+    plain = _PLAIN.match(value)
+    if plain:
+        return {plain.group(1)}
+    return {word for part in _PART.findall(value) for word in _WORD.findall(_QUOTED.sub("", part))}
+
+
 def evaluate(text: str, env: dict) -> Any:
     """Evaluate ``$name`` or ``${expr}`` against ``env``."""
     m = _PLAIN.match(text)

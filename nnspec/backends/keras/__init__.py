@@ -26,7 +26,7 @@ from nnspec.backends.common import (  # noqa: E402
 )
 from nnspec.backends.keras.layers import attention_needs_explicit_scores, average_pooling  # noqa: E402
 from nnspec.layers import registry
-from nnspec.layers.base import CONFIGURED_INITIALIZERS
+from nnspec.layers.base import initializer_settings
 from nnspec.layers.shape_utils import normalize_padding2d  # noqa: E402
 
 __all__ = ["BUILDERS", "EXPORT_FORMATS", "NAME", "build", "export", "get_weights", "layer_counts", "runner",
@@ -55,8 +55,7 @@ def _init(value):
     initializer object with those settings (left-out ones at Keras's defaults: `{constant: {}}` is
     Constant(0.0), which Keras's own config cannot leave out)."""
     if isinstance(value, dict):
-        (name, given), = value.items()
-        settings = {key: default for key, (_, default) in CONFIGURED_INITIALIZERS[name].items()} | dict(given or {})
+        name, settings = initializer_settings(value)
         return keras.initializers.get({"class_name": _KERAS_INITIALIZERS[name], "config": settings})
     return value
 
