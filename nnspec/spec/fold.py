@@ -106,21 +106,26 @@ def _key(value: Any) -> str:
 def fold(layers: list[FlatLayer], first_input: str | None) -> Folded:
     """The section ``layers`` (whose first layer's implicit input is ``first_input``) with its repeated
     runs written as blocks; a list without runs comes back as plain layer items."""
-    runs = _choose_runs(layers, first_input)
-    templates = [_template(layers, run, first_input) for run in runs]
+    templates = _choose_runs(layers, first_input)
     folded = Folded()
-    uses = _define_blocks([t for t in templates if t is not None], folded.blocks)
+    uses = _define_blocks(templates, folded.blocks)
+    by_start = {template.run.start: template.run for template in templates}
+    plain = flat_items(layers, first_input)
     i = 0
-    by_start = {run.start: run for run in runs}
     while i < len(layers):
         run = by_start.get(i)
         if run is not None:
             folded.items.append({"block": uses[run]})
             i = run.end
             continue
-        folded.items.append(layer_item(layers[i], _prev(layers, i, first_input)))
+        folded.items.append(plain[i])
         i += 1
     return folded
+
+
+def flat_items(layers: list[FlatLayer], first_input: str | None) -> list[dict[str, Any]]:
+    """The section written flat: one item per layer, in order."""
+    return [layer_item(layer, _prev(layers, i, first_input)) for i, layer in enumerate(layers)]
 
 
 def layer_item(layer: FlatLayer, prev: str | None) -> dict[str, Any]:
@@ -141,7 +146,9 @@ def _prev(layers: list[FlatLayer], i: int, first_input: str | None) -> str | Non
 
 
 # -- finding runs -----------------------------------------------------------------------------------
-def _choose_runs(layers: list[FlatLayer], first_input: str | None) -> list[_Run]:
+def _choose_runs(layers: list[FlatLayer], first_input: str | None) -> list[_Template]:
+    """The runs to fold, as blocks: for every start and period the longest run whose names and numbers
+    follow from the repetition, then the set of non-overlapping runs that saves the most lines."""
     n = len(layers)
     pos = {layer.name: i for i, layer in enumerate(layers)}
     static = [_static_key(layer) for layer in layers]
@@ -161,7 +168,7 @@ def _choose_runs(layers: list[FlatLayer], first_input: str | None) -> list[_Run]
     def same(a: int, b: int, p: int) -> bool:
         return all(static[a + t] == static[b + t] and ref_key(a + t, a) == ref_key(b + t, b) for t in range(p))
 
-    candidates: list[list[_Run]] = [[] for _ in range(n)]
+    candidates: list[list[_Template]] = [[] for _ in range(n)]
     for i in range(n):
         for p in range(1, min(MAX_PERIOD, (n - i) // 2) + 1):
             if static[i] != static[i + p]:
@@ -169,28 +176,31 @@ def _choose_runs(layers: list[FlatLayer], first_input: str | None) -> list[_Run]
             k = 1
             while i + (k + 1) * p <= n and same(i, i + k * p, p):
                 k += 1
-            while k >= 2 and _template(layers, _Run(i, p, k), first_input) is None:
-                k -= 1
-            if k >= 2 and _saving(_Run(i, p, k)) >= MIN_SAVING:
-                candidates[i].append(_Run(i, p, k))
+            run = _Run(i, p, k)
+            while run.count >= 2 and _saving(run) >= MIN_SAVING:  # the longest run that can be written
+                template = _template(layers, run, first_input)
+                if template is not None:
+                    candidates[i].append(template)
+                    break
+                run = _Run(i, p, run.count - 1)
     best = [0] * (n + 1)
-    choice: list[_Run | None] = [None] * (n + 1)
+    choice: list[_Template | None] = [None] * (n + 1)
     for i in range(n - 1, -1, -1):
         best[i], choice[i] = best[i + 1], None
-        for run in candidates[i]:
-            total = _saving(run) + best[run.end]
+        for template in candidates[i]:
+            total = _saving(template.run) + best[template.run.end]
             if total > best[i]:
-                best[i], choice[i] = total, run
-    runs: list[_Run] = []
+                best[i], choice[i] = total, template
+    chosen: list[_Template] = []
     i = 0
     while i < n:
-        chosen = choice[i]
-        if chosen is None:
+        picked = choice[i]
+        if picked is None:
             i += 1
         else:
-            runs.append(chosen)
-            i = chosen.end
-    return runs
+            chosen.append(picked)
+            i = picked.run.end
+    return chosen
 
 
 def _saving(run: _Run) -> int:

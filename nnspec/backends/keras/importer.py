@@ -24,7 +24,7 @@ import yaml
 from nnspec.errors import UserError
 from nnspec.layers import registry
 from nnspec.layers.base import LayerType
-from nnspec.spec.fold import FlatLayer, fold, layer_item
+from nnspec.spec.fold import FlatLayer, flat_items, fold, layer_item
 
 
 class ImportRefused(UserError):
@@ -268,7 +268,7 @@ def import_model(model: Any, name: str | None = None, fold_blocks: bool = True) 
     notes = [_note(what, where) for what, where in approximated.items()]
     last = trunk[-1].name if trunk else first
     spec: dict[str, Any] = {"name": name or model.name, "inputs": inputs}
-    flat_spec = dict(spec, encoder=[layer_item(layer, _before(trunk, i, first)) for i, layer in enumerate(trunk)])
+    flat_spec = dict(spec, encoder=flat_items(trunk, first))
     _add_ends(flat_spec, ends, last)
     text = _dump(flat_spec)
     if not fold_blocks:
@@ -334,10 +334,6 @@ def _note(what: str, where: list[str]) -> str:
         return f"{where[0]}: {what}"
     shown = ", ".join(where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")
     return f"{len(where)} attributes ({shown}): {what}"
-
-
-def _before(layers: list[FlatLayer], i: int, first: str | None) -> str | None:
-    return layers[i - 1].name if i > 0 else first
 
 
 def _add_ends(spec: dict[str, Any], ends: list[FlatLayer], last: str | None) -> None:
